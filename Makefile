@@ -1,0 +1,53 @@
+# wgd: `make demo` runs a tunnel between two namespaces; `make test` runs
+# every check CI runs. Both install what they need that is missing.
+SHELL := /bin/bash
+GO ?= go
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(GOBIN)/staticcheck
+DEBIAN_PACKAGES := iproute2 wireguard-tools iperf3 iputils-ping procps
+FUZZTIME ?= 3s
+
+.PHONY: all build deps tools test lint unit fuzz demo bench clean install
+
+all: build
+
+build:
+	$(GO) build -o bin/wgd ./cmd/wgd
+
+install: build
+	install -m 0755 bin/wgd /usr/local/bin/wgd
+
+# deps installs the Debian packages the tests and the demo use, only when
+# something is missing, so a second run is fast. Without root it only warns.
+deps:
+	@./scripts/deps.sh $(DEBIAN_PACKAGES)
+
+tools: $(STATICCHECK)
+
+$(STATICCHECK):
+	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+unit:
+	./scripts/gotest.sh
+
+test: deps lint build unit
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-60s} ./scripts/fuzz.sh
+
+demo: deps build
+	./scripts/demo.sh
+
+bench: deps build
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin
