@@ -1,0 +1,76 @@
+package netcfg
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// command is an external program to run: its argv and what to feed it.
+type command struct {
+	argv  []string
+	stdin string
+}
+
+// String is the "[#]" form of the command: argv joined by spaces, as
+// wg-quick's cmd() echoes "$*".
+func (c command) String() string { return strings.Join(c.argv, " ") }
+
+// run executes c with output passed through; the error carries the exit
+// status.
+func (r *Runner) run(ctx context.Context, c command) error {
+	if len(c.argv) == 0 {
+		return fmt.Errorf("empty command")
+	}
+	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
+	cmd.Stdout = r.stdout()
+	cmd.Stderr = r.stderr()
+	if c.stdin != "" {
+		cmd.Stdin = strings.NewReader(c.stdin)
+	}
+	return cmd.Run()
+}
+
+// output executes c and returns its standard output.
+func (r *Runner) output(ctx context.Context, c command) (string, error) {
+	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
+	cmd.Stderr = r.stderr()
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+// expandHook replaces %i with the interface name, as wg-quick's
+// "${hook//%i/$INTERFACE}" does; nothing else is special.
+func expandHook(hook, iface string) string {
+	return strings.ReplaceAll(hook, "%i", iface)
+}
+
+// runHooks runs each hook through the shell in order, printing it first,
+// and stops at the first failure as wg-quick (set -e) does.
+func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []string) error {
+	shell := r.Shell
+	if shell == nil {
+		shell = []string{"bash", "-c"}
+	}
+	for _, h := range hooks {
+		h = expandHook(h, iface)
+		r.printf("[#] %s", h)
+		argv := append(append([]string(nil), shell...), h)
+		if err := r.run(ctx, command{argv: argv}); err != nil {
+			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %v", ErrHook, err))
+		}
+	}
+	return nil
+}
+
+func quote(s string) string { return "`" + s + "'" }
+
+// writeProcSys sets a sysctl by writing its /proc/sys file, which is what
+// "sysctl -q name=value" does.
+func writeProcSys(name, value string) error {
+	path := filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
+	return os.WriteFile(path, []byte(value+"\n"), 0o644)
+}

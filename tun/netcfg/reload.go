@@ -1,0 +1,134 @@
+package netcfg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Reload moves a running interface from old to new settings without taking
+// it down: addresses, MTU, routes (full-tunnel rules included) and DNS are
+// diffed and only the differences applied. wg-quick cannot do this (its
+// syncconf path only touches peers). Hooks are not run. A failure stops the
+// reload and is returned; what was already changed stays changed, so the
+// caller can retry or fall back to down and up.
+func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) error {
+	oldTable, err := ParseTable(old.Table, r.rtTables())
+	if err != nil {
+		return stepErr("parse old table", err)
+	}
+	newTable, err := ParseTable(new.Table, r.rtTables())
+	if err != nil {
+		return stepErr("parse table", err)
+	}
+	link, err := r.handle().LinkByName(new.Interface)
+	if err != nil {
+		return stepErr("find "+new.Interface, fmt.Errorf("%w: %v", ErrNoLink, err))
+	}
+	// The Undo is only a scratch record here: reload keeps its changes.
+	u := &Undo{r: r}
+	st := &upState{s: new, link: link, table: newTable, dev: dev, fwTable: r.knownFwMark(old, dev)}
+	if err := r.reloadAddresses(u, st, old.Addresses); err != nil {
+		return err
+	}
+	if err := r.reloadMTU(st); err != nil {
+		return err
+	}
+	same := oldTable == newTable
+	if err := r.removeRoutes(old, oldTable, dev, link, routeDiff(old.AllowedIPs, new.AllowedIPs, same)); err != nil {
+		return err
+	}
+	added := *st
+	added.s.AllowedIPs = routeDiff(new.AllowedIPs, old.AllowedIPs, same)
+	if err := r.addRoutes(ctx, u, &added); err != nil {
+		return err
+	}
+	return r.reloadDNS(ctx, u, old, new)
+}
+
+func (r *Runner) reloadAddresses(u *Undo, st *upState, old []netip.Prefix) error {
+	h := r.handle()
+	for _, a := range old {
+		if slices.Contains(st.s.Addresses, a) {
+			continue
+		}
+		line := fmt.Sprintf("ip %s address delete %s dev %s", famFlag(family(a)), a, st.s.Interface)
+		r.printf("[#] %s", line)
+		if err := ignoreGone(h.AddrDel(st.link, &netlink.Addr{IPNet: ipNet(a)})); err != nil {
+			return stepErr(line, err)
+		}
+	}
+	for _, a := range st.s.Addresses {
+		if !slices.Contains(old, a) {
+			if err := r.addAddress(u, st, a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reloadMTU sets the new MTU (given or automatic) if it differs.
+func (r *Runner) reloadMTU(st *upState) error {
+	mtu := st.s.MTU
+	if mtu == 0 {
+		mtu = r.autoMTU(st.s.Endpoints)
+	}
+	if st.link.Attrs().MTU == mtu {
+		return nil
+	}
+	line := fmt.Sprintf("ip link set mtu %d dev %s", mtu, st.s.Interface)
+	r.printf("[#] %s", line)
+	return stepErr(line, r.handle().LinkSetMTU(st.link, mtu))
+}
+
+// routeDiff lists the prefixes of a not in b; with a table change every
+// route moves, so all of a is listed.
+func routeDiff(a, b []netip.Prefix, sameTable bool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range a {
+		if !sameTable || !slices.Contains(b, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// removeRoutes deletes the routes of ps that old put on the link, and for a
+// dropped default route of a full tunnel its family's policy rules too.
+func (r *Runner) removeRoutes(old Settings, table Table, dev Device, link netlink.Link, ps []netip.Prefix) error {
+	var errs []error
+	for _, p := range sortRoutes(ps) {
+		id, name := r.routeTable(old, table, dev, p)
+		if id < 0 {
+			continue
+		}
+		line := routeLine("delete", p, old.Interface, name)
+		r.printf("[#] %s", line)
+		if err := ignoreGone(r.handle().RouteDel(linkRoute(link, p, id))); err != nil {
+			errs = append(errs, stepErr(line, err))
+		}
+		if p.Bits() == 0 && table.Mode == TableAuto {
+			n, err := r.deleteTableRules(family(p), []int{id})
+			errs = append(errs, err)
+			if n > 0 {
+				errs = append(errs, r.deleteSuppressRules(family(p), n))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) reloadDNS(ctx context.Context, u *Undo, old, new Settings) error {
+	if slices.Equal(old.DNS, new.DNS) && slices.Equal(old.DNSSearch, new.DNSSearch) {
+		return nil
+	}
+	if err := r.unsetDNS(ctx, old); err != nil {
+		return err
+	}
+	return r.setDNS(ctx, u, new)
+}

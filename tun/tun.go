@@ -1,0 +1,105 @@
+// Package tun is the TUN side of wgd: a non-blocking fd that the event loop
+// polls, batch read and write of raw IP packets, link configuration (MTU,
+// IFF_UP) and link events. A socketpair fake with a real fd lets the whole
+// engine run in tests without root.
+package tun
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Device is a TUN interface as the event loop sees it: a non-blocking fd and
+// batch I/O of raw IP packets. Read and Write are meant for one goroutine
+// (the event loop); Name, MTU and Close may be called from any goroutine.
+type Device interface {
+	// Name returns the interface name as the kernel knows it now.
+	Name() string
+	// Fd returns the non-blocking fd the loop polls for EPOLLIN/EPOLLOUT.
+	// It stays valid until Close.
+	Fd() int
+	// MTU returns the link MTU, also after the link moved to another
+	// network namespace.
+	MTU() (int, error)
+	// Read reads up to len(bufs) packets without blocking; packet i lands
+	// at bufs[i][offset:], its length in sizes[i]. It returns n > 0, or 0
+	// and an error for which errors.Is(err, ErrWouldBlock) when nothing is
+	// queued, or ErrDeleted once the link is gone.
+	Read(bufs [][]byte, sizes []int, offset int) (int, error)
+	// Write writes the packets bufs[i][offset:] and returns how many were
+	// consumed. When the device is full it returns n < len(bufs) and an
+	// error for which errors.Is(err, ErrWouldBlock). A packet the kernel
+	// rejects (malformed) is dropped and counted in n; the first such error
+	// is returned after the rest of the batch was written.
+	Write(bufs [][]byte, offset int) (int, error)
+	// BatchSize returns the most packets one Read returns.
+	BatchSize() int
+	// Close releases the fd; a TUN link that is not persistent disappears.
+	Close() error
+}
+
+// ErrWouldBlock means "nothing to read" or "no room to write": the caller
+// waits for epoll. It wraps EAGAIN so that errors.Is matches either, and it
+// is returned as is, so the hot path does not allocate.
+var ErrWouldBlock = fmt.Errorf("tun: would block: %w", unix.EAGAIN)
+
+// ErrDeleted means the link behind the fd was deleted (the kernel detached
+// the fd and answers EBADFD); the device is unusable and should be closed.
+var ErrDeleted = fmt.Errorf("tun: link deleted: %w", unix.EBADFD)
+
+// ErrClosed is returned by calls on a device after Close.
+var ErrClosed = errors.New("tun: device closed")
+
+// ErrBadMTU is returned for an MTU outside what an IP link can carry.
+var ErrBadMTU = errors.New("tun: MTU out of range")
+
+// Limits for SetMTU: IPv4 needs 68 bytes; 65535 is the largest IP packet.
+const (
+	minMTU = 68
+	maxMTU = 65535
+)
+
+// EventKind says what changed on the link.
+type EventKind uint8
+
+// Link events, delivered on Native.Events.
+const (
+	// EventUp: the link is administratively up and running.
+	EventUp EventKind = iota + 1
+	// EventDown: the link went down.
+	EventDown
+	// EventMTU: the MTU changed; Event.MTU holds the new value.
+	EventMTU
+	// EventDeleted: the link was deleted; Read now returns ErrDeleted.
+	EventDeleted
+)
+
+// String names the kind for logs.
+func (k EventKind) String() string {
+	switch k {
+	case EventUp:
+		return "up"
+	case EventDown:
+		return "down"
+	case EventMTU:
+		return "mtu"
+	case EventDeleted:
+		return "deleted"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is one change of the link.
+type Event struct {
+	Kind EventKind
+	MTU  int // the new MTU for EventMTU, else 0
+}
+
+func checkMTU(mtu int) error {
+	if mtu < minMTU || mtu > maxMTU {
+		return fmt.Errorf("%w: %d not in [%d, %d]", ErrBadMTU, mtu, minMTU, maxMTU)
+	}
+	return nil
+}
