@@ -121,7 +121,9 @@ func (r *Runner) routeCovered(link netlink.Link, p netip.Prefix) bool {
 
 // linkRoute is the route "ip route add P dev IFACE [table T]" makes.
 func linkRoute(link netlink.Link, p netip.Prefix, table int) *netlink.Route {
-	rt := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(p.Masked()), Table: table}
+	// Protocol "boot" is what ip(8) sets; giving it also makes a delete
+	// spare the kernel's own prefix route for an address on the link.
+	rt := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(p.Masked()), Table: table, Protocol: unix.RTPROT_BOOT}
 	if family(p) == netlink.FAMILY_V4 {
 		// ip(8) gives a gatewayless IPv4 route link scope.
 		rt.Scope = netlink.SCOPE_LINK
