@@ -1,0 +1,144 @@
+package netcfg
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+func fullSettings() Settings {
+	return Settings{
+		Interface:  testIface,
+		Addresses:  prefixes("198.18.0.1/24", "fd00::1/64"),
+		MTU:        1420,
+		AllowedIPs: prefixes("0.0.0.0/0", "::/0"),
+	}
+}
+
+// wgQuickRules is what "ip rule" shows after wg-quick up of a full tunnel
+// in a fresh namespace.
+const wgQuickRules = "0:\tfrom all lookup local\n" +
+	"32764:\tfrom all lookup main suppress_prefixlength 0\n" +
+	"32765:\tnot from all fwmark 0xca6c lookup 51820\n" +
+	"32766:\tfrom all lookup main\n" +
+	"32767:\tfrom all lookup default\n"
+
+func TestE2EFullTunnel(t *testing.T) {
+	n := newTestNS(t)
+	var mark uint32
+	ctx := context.Background()
+	if _, err := n.r.Up(ctx, fullSettings(), n.device(&mark)); err != nil {
+		t.Fatal(err)
+	}
+	if mark != 51820 {
+		t.Fatalf("fwmark %d, want 51820", mark)
+	}
+	if got := n.ip("rule"); got != wgQuickRules {
+		t.Errorf("ip rule:\n%s\nwant\n%s", got, wgQuickRules)
+	}
+	v6 := strings.ReplaceAll(wgQuickRules, "32767:\tfrom all lookup default\n", "")
+	if got := n.ip("-6", "rule"); got != v6 {
+		t.Errorf("ip -6 rule:\n%s\nwant\n%s", got, v6)
+	}
+	mustContain(t, "table 51820", n.ip("route", "show", "table", "51820"), "default dev wgt0 scope link")
+	mustContain(t, "table 51820 v6", n.ip("-6", "route", "show", "table", "51820"), "default dev wgt0 metric 1024")
+	mustContain(t, "src_valid_mark", n.exec("sysctl", "net.ipv4.conf.all.src_valid_mark"), "= 1")
+	nft := n.exec("nft", "list", "ruleset")
+	mustContain(t, "nft", nft, "table ip wg-quick-wgt0", "table ip6 wg-quick-wgt0",
+		`iifname != "wgt0" ip daddr 198.18.0.1 fib saddr type != local drop`, "meta mark set ct mark")
+	printed := strings.Join(n.takeLines(), "\n")
+	mustContain(t, "printed", printed, "[#] wg set wgt0 fwmark 51820\n[#] ip -6 route add ::/0 dev wgt0 table 51820\n"+
+		"[#] ip -6 rule add not fwmark 51820 table 51820\n[#] ip -6 rule add table main suppress_prefixlength 0\n",
+		"[#] ip -4 rule add table main suppress_prefixlength 0\n[#] sysctl -q net.ipv4.conf.all.src_valid_mark=1\n")
+
+	if err := n.r.Down(ctx, fullSettings(), n.device(&mark)); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, n)
+	if err := n.r.Down(ctx, fullSettings(), Device{}); err != nil {
+		t.Fatalf("second down: %v", err)
+	}
+}
+
+func checkClean(t *testing.T, n *testNS) {
+	t.Helper()
+	rules := n.ip("rule") + n.ip("-6", "rule")
+	mustNotContain(t, "rules", rules, "51820", "suppress_prefixlength")
+	mustNotContain(t, "nft", n.exec("nft", "list", "tables"), "wg-quick")
+	mustNotContain(t, "routes", n.ip("route", "show", "table", "all"), "wgt0")
+}
+
+// TestE2EDownAfterKilledDaemon leaves the rules and nft tables of a full
+// tunnel behind with the link gone and the fwmark unknown, as after a
+// killed daemon, and expects Down to find and remove them.
+func TestE2EDownAfterKilledDaemon(t *testing.T) {
+	n := newTestNS(t)
+	var mark uint32
+	ctx := context.Background()
+	if _, err := n.r.Up(ctx, fullSettings(), n.device(&mark)); err != nil {
+		t.Fatal(err)
+	}
+	// Another tunnel's rule, which must survive.
+	n.h.LinkSetUp(n.addLink("wgother"))
+	n.ip("route", "add", "default", "dev", "wgother", "table", "51821")
+	n.ip("rule", "add", "not", "fwmark", "51821", "table", "51821")
+	n.ip("rule", "add", "table", "main", "suppress_prefixlength", "0")
+	if err := n.h.LinkDel(mustLink(t, n, testIface)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.r.Down(ctx, fullSettings(), Device{}); err != nil {
+		t.Fatal(err)
+	}
+	rules := n.ip("rule")
+	mustNotContain(t, "rules", rules, "lookup 51820")
+	mustContain(t, "rules", rules, "not from all fwmark 0xca6d lookup 51821", "lookup main suppress_prefixlength 0")
+	mustNotContain(t, "v6 rules", n.ip("-6", "rule"), "51820", "suppress")
+	mustNotContain(t, "nft", n.exec("nft", "list", "tables"), "wg-quick")
+}
+
+func mustLink(t *testing.T, n *testNS, name string) netlink.Link {
+	t.Helper()
+	l, err := n.h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestE2EReload(t *testing.T) {
+	n := newTestNS(t)
+	n.addLink(testIface)
+	ctx := context.Background()
+	old := Settings{Interface: testIface, Addresses: prefixes("198.18.0.1/24"), MTU: 1420,
+		AllowedIPs: prefixes("198.18.5.0/24", "198.18.6.0/24")}
+	if _, err := n.r.Up(ctx, old, Device{}); err != nil {
+		t.Fatal(err)
+	}
+	var mark uint32
+	dev := Device{SetFwMark: func(m uint32) error { mark = m; return nil }}
+	next := old
+	next.Addresses = prefixes("198.18.0.1/24", "fd00::1/64")
+	next.MTU = 1400
+	next.AllowedIPs = prefixes("198.18.6.0/24", "198.18.7.0/24", "0.0.0.0/0")
+	next.DNS = []netip.Addr{netip.MustParseAddr("198.18.0.53")}
+	if err := n.r.Reload(ctx, old, next, dev); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "addresses", n.ip("addr", "show", "dev", testIface), "fd00::1/64", "198.18.0.1/24", "mtu 1400")
+	routes := n.ip("route")
+	mustContain(t, "routes", routes, "198.18.6.0/24 dev wgt0", "198.18.7.0/24 dev wgt0")
+	mustNotContain(t, "routes", routes, "198.18.5.0")
+	mustContain(t, "rules", n.ip("rule"), "not from all fwmark 0xca6c lookup 51820")
+	mustContain(t, "dns", n.file("dns.log"), "nameserver 198.18.0.53")
+
+	dev.FwMark = func() (uint32, error) { return mark, nil }
+	if err := n.r.Reload(ctx, next, old, dev); err != nil {
+		t.Fatal(err)
+	}
+	mustNotContain(t, "rules after reload back", n.ip("rule"), "51820", "suppress")
+	mustNotContain(t, "addresses", n.ip("addr", "show", "dev", testIface), "fd00::1/64")
+	mustContain(t, "dns", n.file("dns.log"), "argv: -d tun.wgt0 -f")
+}
