@@ -14,7 +14,7 @@ import (
 type upState struct {
 	s     Settings
 	link  netlink.Link
-	owned bool // Up created the link, so whatever lives on it dies with it.
+	owned bool // Up created the link and can delete it, taking what lives on it.
 	table Table
 	dev   Device
 	// fwTable is the fwmark and table of the full tunnel, 0 until chosen.

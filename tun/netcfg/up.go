@@ -17,7 +17,7 @@ func (r *Runner) Up(ctx context.Context, s Settings, dev Device) (*Undo, error) 
 		return nil, stepErr("parse table", err)
 	}
 	u := &Undo{r: r}
-	st := &upState{s: s, table: table, dev: dev, owned: dev.Create != nil}
+	st := &upState{s: s, table: table, dev: dev, owned: dev.Create != nil && dev.Delete != nil}
 	if err := r.upSteps(ctx, u, st); err != nil {
 		if uerr := u.Run(context.WithoutCancel(ctx)); uerr != nil {
 			r.log().Warn("undoing a failed up left something behind", "interface", s.Interface, "err", uerr)
