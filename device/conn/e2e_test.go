@@ -1,0 +1,111 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace, a veth pair and a qdisc")
+	}
+	for _, tool := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (iproute2)", tool)
+		}
+	}
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v: %s", args, err, out)
+	}
+}
+
+// inNetns runs fn on a thread inside ns; sockets fn creates stay there.
+func inNetns(t *testing.T, ns string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			t.Error(err)
+			return
+		}
+		fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	<-done
+}
+
+// TestE2EWriteWouldBlock fills a small send buffer behind a slow qdisc:
+// datagrams wait in a tbf queue on a veth whose only neighbour is a static
+// fake entry, so the socket's send buffer stays charged until Write gets
+// EAGAIN. Nothing leaves the namespace.
+func TestE2EWriteWouldBlock(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("wgdconn-%d", os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "add", "wgdc0", "type", "veth", "peer", "name", "wgdc1")
+	run(t, "ip", "-n", ns, "addr", "add", "198.18.1.1/24", "dev", "wgdc0")
+	run(t, "ip", "-n", ns, "link", "set", "wgdc0", "up")
+	run(t, "ip", "-n", ns, "link", "set", "wgdc1", "up")
+	run(t, "ip", "-n", ns, "neigh", "add", "198.18.1.9", "lladdr", "02:00:00:00:00:09", "dev", "wgdc0", "nud", "permanent")
+	run(t, "tc", "-n", ns, "qdisc", "add", "dev", "wgdc0", "root", "tbf", "rate", "8kbit", "burst", "1600", "limit", "10mb")
+
+	var a *Bind
+	inNetns(t, ns, func() {
+		var err error
+		a, err = Open(0, 0)
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	if a == nil {
+		t.FailNow()
+	}
+	defer a.Close()
+	fd := a.fdOf(unix.AF_INET)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]Message, 64)
+	for i := range msgs {
+		msgs[i] = Message{Buf: make([]byte, 1000), Ep: Endpoint{Dst: netip.MustParseAddrPort("198.18.1.9:51820")}}
+	}
+	n, err := a.Write(msgs)
+	if !errors.Is(err, ErrWouldBlock) || n == 0 || n >= len(msgs) {
+		t.Fatalf("Write = %d, %v; want a partial count and ErrWouldBlock", n, err)
+	}
+	t.Logf("send buffer full after %d of %d datagrams", n, len(msgs))
+	ep := msgs[0].Ep
+	if err := a.Send(make([]byte, 1000), &ep); !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("Send on a full buffer = %v; want ErrWouldBlock", err)
+	}
+}
