@@ -52,6 +52,9 @@ func (b *Bind) Read(fd int, msgs []Message) (int, error) {
 // firewall, invalid endpoint) is dropped and counted in n, and the first
 // such error is returned, so one bad peer cannot stall the batch.
 func (b *Bind) Write(msgs []Message) (int, error) {
+	if b.fd4.Load() < 0 {
+		return 0, ErrClosed
+	}
 	var dropped error
 	i := 0
 	for i < len(msgs) {

@@ -221,7 +221,7 @@ func TestClosed(t *testing.T) {
 	if err := a.Send([]byte("x"), &ep); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Send after Close: %v", err)
 	}
-	if n, err := a.Write([]Message{{Buf: []byte("x"), Ep: ep}}); !errors.Is(err, ErrClosed) {
+	if n, err := a.Write([]Message{{Buf: []byte("x"), Ep: ep}}); n != 0 || !errors.Is(err, ErrClosed) {
 		t.Fatalf("Write after Close: %d %v", n, err)
 	}
 }
