@@ -54,30 +54,48 @@ func prefixIndex(o byte, l int) uint8 {
 // it with one atomic store into its parent's slot (or the table's root), so
 // a reader sees either the old node or the new one, each self-consistent.
 type node[T comparable] struct {
-	// prefixBits marks the prefixes of length 8d+0..8d+7 held here, by
-	// prefixIndex; prefixes holds them in index order.
-	prefixBits bitset256
+	// The fields are ordered so that what every lookup step reads (the
+	// child and leaf bitsets and slice headers, and the length of
+	// prefixes) shares the first two cache lines of the node.
+
+	// childBits marks octets with a child node; children holds them.
+	childBits bitset256
 	// leafBits marks octets whose whole subtree is one entry of length
 	// >= 8d+8 (path compression); leaves holds them in octet order.
 	leafBits bitset256
-	// childBits marks octets with a child node; children holds them.
-	childBits bitset256
-
-	prefixes []atomic.Pointer[entry[T]]
-	leaves   []atomic.Pointer[entry[T]]
 	children []atomic.Pointer[node[T]]
+	leaves   []atomic.Pointer[entry[T]]
+	prefixes []atomic.Pointer[entry[T]]
+	// prefixBits marks the prefixes of length 8d+0..8d+7 held here, by
+	// prefixIndex; prefixes holds them in index order.
+	prefixBits bitset256
 }
 
 // longest returns the longest prefix held in n that covers octet o, or nil.
+// The prefixes covering o are exactly the set ancestors[o], so the answer
+// is the highest bit of their intersection with prefixBits.
 func (n *node[T]) longest(o byte) *entry[T] {
-	for i := uint16(o) | 256; i > 1; {
-		i >>= 1
-		if n.prefixBits.test(uint8(i)) {
-			return n.prefixes[n.prefixBits.rank(uint8(i))].Load()
+	a := &ancestors[o]
+	for w := 3; w >= 0; w-- {
+		if m := n.prefixBits[w] & a[w]; m != 0 {
+			idx := uint8(w<<6 | (63 - bits.LeadingZeros64(m)))
+			return n.prefixes[n.prefixBits.rank(idx)].Load()
 		}
 	}
 	return nil
 }
+
+// ancestors[o] holds the prefixIndex of every prefix of length 0..7 that
+// covers octet o. It is computed once at package initialization and never
+// written afterwards.
+var ancestors = func() (t [256]bitset256) {
+	for o := range 256 {
+		for l := range stride {
+			t[o].set(prefixIndex(byte(o), l))
+		}
+	}
+	return t
+}()
 
 // size returns the number of prefixes, leaves and children held in n.
 func (n *node[T]) size() int {
@@ -106,31 +124,28 @@ func (n *node[T]) clone() *node[T] {
 }
 
 // insertSlot returns a new slice holding s with v inserted at index i.
+//
+// The new slice is filled with plain copies, not atomic stores: it is not
+// yet reachable by any reader, and the atomic store that later publishes its
+// node orders these writes before any reader's load. Reading s plainly is
+// safe because only the writer, which holds Table.mu, ever stores into it.
 func insertSlot[X any](s []atomic.Pointer[X], i int, v *X) []atomic.Pointer[X] {
 	out := make([]atomic.Pointer[X], len(s)+1)
-	for j := range i {
-		out[j].Store(s[j].Load())
-	}
+	copy(out, s[:i])
 	out[i].Store(v)
-	for j := i; j < len(s); j++ {
-		out[j+1].Store(s[j].Load())
-	}
+	copy(out[i+1:], s[i:])
 	return out
 }
 
 // deleteSlot returns a new slice holding s without index i, or nil when
-// nothing is left.
+// nothing is left. It copies plainly for the reasons given on insertSlot.
 func deleteSlot[X any](s []atomic.Pointer[X], i int) []atomic.Pointer[X] {
 	if len(s) == 1 {
 		return nil
 	}
 	out := make([]atomic.Pointer[X], len(s)-1)
-	for j := range i {
-		out[j].Store(s[j].Load())
-	}
-	for j := i + 1; j < len(s); j++ {
-		out[j-1].Store(s[j].Load())
-	}
+	copy(out, s[:i])
+	copy(out[i:], s[i+1:])
 	return out
 }
 
