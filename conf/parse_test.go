@@ -198,7 +198,8 @@ func TestParseGood(t *testing.T) {
 
 // badCases is shared with the comparison against the real wg. wgRejects
 // says whether `wg setconf` rejects the same file (only meaningful for
-// files without wg-quick keys).
+// files without wg-quick keys, and false where wg would have to resolve a
+// host name to decide, since tests send no DNS queries).
 var badCases = []struct {
 	name, file, want string
 	sentinel         error
@@ -241,7 +242,7 @@ var badCases = []struct {
 	{"peer without key", "[Peer]\nPublicKey = " + testPub1 + "\n\n[Peer]\nAllowedIPs = 198.18.0.0/15\n",
 		`wg0.conf:4: [Peer]: peer has no PublicKey`, ErrMissingPublicKey, true},
 	{"port too big", "[Interface]\nListenPort = 65536\n",
-		`wg0.conf:2: ListenPort: "65536" is not a port number (0-65535)`, ErrInvalidValue, true},
+		`wg0.conf:2: ListenPort: "65536" is not a port number (0-65535)`, ErrInvalidValue, false}, // glibc's getaddrinfo wraps the port to 16 bits and wg accepts it,
 	{"port negative", "[Interface]\nListenPort = -1\n",
 		`wg0.conf:2: ListenPort: "-1" is not a port number (0-65535)`, ErrInvalidValue, true},
 	{"empty port", "[Interface]\nListenPort =\n",
@@ -259,13 +260,13 @@ var badCases = []struct {
 	{"endpoint empty port", "[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = 198.18.0.1:\n",
 		`wg0.conf:3: Endpoint: "198.18.0.1:" has an invalid port (1-65535)`, ErrInvalidValue, true},
 	{"endpoint big port", "[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = 198.18.0.1:65536\n",
-		`wg0.conf:3: Endpoint: "198.18.0.1:65536" has an invalid port (1-65535)`, ErrInvalidValue, true},
+		`wg0.conf:3: Endpoint: "198.18.0.1:65536" has an invalid port (1-65535)`, ErrInvalidValue, false}, // glibc's getaddrinfo wraps the port to 16 bits and wg accepts it,
 	{"endpoint open bracket", "[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = [fd00::1:5\n",
 		`wg0.conf:3: Endpoint: "[fd00::1:5" has no closing bracket`, ErrInvalidValue, true},
 	{"endpoint bracket no port", "[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = [fd00::1]\n",
 		`wg0.conf:3: Endpoint: "[fd00::1]" has no port (want host:port or [IPv6]:port)`, ErrInvalidValue, true},
 	{"endpoint bad host", "[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = bad/host:5\n",
-		`wg0.conf:3: Endpoint: "bad/host:5" is not an IP address or host name with a port`, ErrInvalidValue, true},
+		`wg0.conf:3: Endpoint: "bad/host:5" is not an IP address or host name with a port`, ErrInvalidValue, false},
 	{"address bad", "[Interface]\nAddress = 198.18.0.1/24, 198.18.0.256/24\n",
 		`wg0.conf:2: Address: "198.18.0.256/24" is not an IP prefix`, ErrInvalidValue, false},
 	{"dns bad ip", "[Interface]\nDNS = 198.18.0.1, 1.2.3\n",
@@ -283,7 +284,7 @@ var badCases = []struct {
 	{"saveconfig bad", "[Interface]\nSaveConfig = yes\n",
 		`wg0.conf:2: SaveConfig: "yes" is neither true nor false`, ErrInvalidValue, false},
 	{"control characters quoted", "[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = a\x1b[2Jb:1\n",
-		`wg0.conf:3: Endpoint: "a\x1b[2Jb:1" is not an IP address or host name with a port`, ErrInvalidValue, true},
+		`wg0.conf:3: Endpoint: "a\x1b[2Jb:1" is not an IP address or host name with a port`, ErrInvalidValue, false},
 }
 
 func TestParseBad(t *testing.T) {
