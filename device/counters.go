@@ -1,0 +1,105 @@
+package device
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Counters count drops by reason and traffic. Every field is atomic, so any
+// goroutine may add to it.
+type Counters struct {
+	badLength        atomic.Uint64
+	badType          atomic.Uint64
+	invalidMAC1      atomic.Uint64
+	invalidMAC2      atomic.Uint64
+	cookieSent       atomic.Uint64
+	rateLimited      atomic.Uint64
+	handshakeFailed  atomic.Uint64
+	unknownPeer      atomic.Uint64
+	unknownIndex     atomic.Uint64
+	decryptFailed    atomic.Uint64
+	replay           atomic.Uint64
+	sourceNotAllowed atomic.Uint64
+	badInnerPacket   atomic.Uint64
+	noRoute          atomic.Uint64
+	noKey            atomic.Uint64
+	stagingOverflow  atomic.Uint64
+	handshakeBacklog atomic.Uint64
+	sendErrors       atomic.Uint64
+	tunWriteErrors   atomic.Uint64
+	handshakesDone   atomic.Uint64
+}
+
+// CountersSnapshot is a copy of the counters, with JSON names for
+// `wgd show --json`.
+type CountersSnapshot struct {
+	BadLength         uint64 `json:"bad_length"`
+	BadType           uint64 `json:"bad_type"`
+	InvalidMAC1       uint64 `json:"invalid_mac1"`
+	InvalidMAC2       uint64 `json:"invalid_mac2"`
+	CookieRepliesSent uint64 `json:"cookie_replies_sent"`
+	RateLimited       uint64 `json:"rate_limited"`
+	HandshakeFailed   uint64 `json:"handshake_failed"`
+	UnknownPeer       uint64 `json:"unknown_peer"`
+	UnknownIndex      uint64 `json:"unknown_index"`
+	DecryptFailed     uint64 `json:"decrypt_failed"`
+	Replay            uint64 `json:"replay"`
+	SourceNotAllowed  uint64 `json:"source_not_allowed"`
+	BadInnerPacket    uint64 `json:"bad_inner_packet"`
+	NoRoute           uint64 `json:"no_route"`
+	NoKey             uint64 `json:"no_key"`
+	StagingOverflow   uint64 `json:"staging_overflow"`
+	HandshakeBacklog  uint64 `json:"handshake_backlog_full"`
+	SendErrors        uint64 `json:"send_errors"`
+	TUNWriteErrors    uint64 `json:"tun_write_errors"`
+	HandshakesDone    uint64 `json:"handshakes_completed"`
+}
+
+func (c *Counters) snapshot() CountersSnapshot {
+	return CountersSnapshot{
+		BadLength:         c.badLength.Load(),
+		BadType:           c.badType.Load(),
+		InvalidMAC1:       c.invalidMAC1.Load(),
+		InvalidMAC2:       c.invalidMAC2.Load(),
+		CookieRepliesSent: c.cookieSent.Load(),
+		RateLimited:       c.rateLimited.Load(),
+		HandshakeFailed:   c.handshakeFailed.Load(),
+		UnknownPeer:       c.unknownPeer.Load(),
+		UnknownIndex:      c.unknownIndex.Load(),
+		DecryptFailed:     c.decryptFailed.Load(),
+		Replay:            c.replay.Load(),
+		SourceNotAllowed:  c.sourceNotAllowed.Load(),
+		BadInnerPacket:    c.badInnerPacket.Load(),
+		NoRoute:           c.noRoute.Load(),
+		NoKey:             c.noKey.Load(),
+		StagingOverflow:   c.stagingOverflow.Load(),
+		HandshakeBacklog:  c.handshakeBacklog.Load(),
+		SendErrors:        c.sendErrors.Load(),
+		TUNWriteErrors:    c.tunWriteErrors.Load(),
+		HandshakesDone:    c.handshakesDone.Load(),
+	}
+}
+
+// logLimiter lets through at most one message per reason per interval, so
+// a flood of bad packets cannot flood the log.
+type logLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (l *logLimiter) log(log *slog.Logger, now time.Time, reason string, args ...any) {
+	l.mu.Lock()
+	if l.last == nil {
+		l.last = make(map[string]time.Time)
+	}
+	t, ok := l.last[reason]
+	if ok && now.Sub(t) < 5*time.Second {
+		l.mu.Unlock()
+		return
+	}
+	l.last[reason] = now
+	l.mu.Unlock()
+	log.Debug("dropped packet", append([]any{"reason", reason}, args...)...)
+}

@@ -1,0 +1,222 @@
+// Package device is the WireGuard engine: it composes the noise protocol
+// core, the allowed-IPs routing table, a TUN device and UDP sockets into a
+// working interface, driven by one epoll event loop (loop.go) with crypto on
+// a pool of worker goroutines (workers.go) and handshakes on their own
+// goroutines (handshake.go).
+package device
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wgdvpn/wgd/device/allowedips"
+	"github.com/wgdvpn/wgd/device/conn"
+	"github.com/wgdvpn/wgd/noise"
+	"github.com/wgdvpn/wgd/tun"
+)
+
+// Clock is the device's source of time. Tests inject a fake one; timers are
+// evaluated against it whenever the loop wakes.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options configure New.
+type Options struct {
+	TUN    tun.Device   // required; the device owns it from New on and closes it
+	Logger *slog.Logger // nil = slog.Default()
+	Clock  Clock        // nil = the real clock
+	Rand   io.Reader    // nil = crypto/rand; ephemeral keys, indices, cookie secrets
+	// Workers is the number of crypto goroutines; 0 = one per CPU.
+	Workers int
+	// ListenPort is the UDP port bound at start (0 = random); Apply changes it.
+	ListenPort uint16
+}
+
+// ErrClosed is returned by operations on a closed device.
+var ErrClosed = errors.New("device closed")
+
+// Device is one WireGuard interface.
+type Device struct {
+	log   *slog.Logger
+	clock Clock
+	rand  io.Reader
+	tun   tun.Device
+	mtu   atomic.Int32
+
+	loop     *loop
+	workers  *workerPool
+	hs       *handshakeQueue
+	counters Counters
+	logLim   logLimiter
+	limiter  *rateLimiter
+	indices  indexTable
+
+	// cfgMu serializes configuration transactions (Apply) and guards the
+	// fields below it. Lock order: cfgMu, then peersMu, then Peer.mu.
+	cfgMu      sync.Mutex
+	static     atomic.Pointer[noise.Static] // nil without a private key
+	cookies    *noise.CookieChecker
+	listenPort uint16
+	fwmark     uint32
+
+	// peersMu guards the peer set; allowedIPs has its own writer lock and
+	// lock-free readers.
+	peersMu    sync.RWMutex
+	peers      map[noise.PublicKey]*Peer
+	peerList   peerList
+	allowedIPs allowedips.Table[*Peer]
+
+	// bindMu guards bind: readers (any goroutine sending) take it shared;
+	// the loop takes it exclusively to swap sockets.
+	bindMu sync.RWMutex
+	bind   *conn.Bind
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+	errMu     sync.Mutex
+	err       error // why the loop stopped, if it failed
+}
+
+// New starts a device on opts.TUN: it binds the UDP port and starts the event
+// loop, the crypto workers and the handshake goroutines. It has no private
+// key and no peers until Apply gives them.
+func New(opts Options) (*Device, error) {
+	if opts.TUN == nil {
+		return nil, errors.New("device: no TUN")
+	}
+	d := &Device{
+		log:    opts.Logger,
+		clock:  opts.Clock,
+		rand:   opts.Rand,
+		tun:    opts.TUN,
+		peers:  make(map[noise.PublicKey]*Peer),
+		closed: make(chan struct{}),
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.clock == nil {
+		d.clock = realClock{}
+	}
+	if d.rand == nil {
+		d.rand = rand.Reader
+	}
+	mtu, err := opts.TUN.MTU()
+	if err != nil {
+		return nil, fmt.Errorf("device: read TUN MTU: %w", err)
+	}
+	d.mtu.Store(int32(mtu))
+	d.indices.init()
+	d.limiter = newRateLimiter()
+	d.cookies = noise.NewCookieChecker(noise.PublicKey{}, d.rand)
+	bind, err := conn.Open(opts.ListenPort, 0)
+	if err != nil {
+		return nil, fmt.Errorf("device: bind UDP port %d: %w", opts.ListenPort, err)
+	}
+	d.bind = bind
+	d.listenPort = bind.Port()
+	n := opts.Workers
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	d.workers = newWorkerPool(n)
+	d.hs = newHandshakeQueue(d, max(1, n/2))
+	l, err := newLoop(d)
+	if err != nil {
+		d.workers.stop()
+		d.hs.stop()
+		bind.Close()
+		return nil, err
+	}
+	d.loop = l
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := l.run(); err != nil {
+			d.fail(err)
+		}
+	}()
+	return d, nil
+}
+
+// fail records why the device stopped and closes it.
+func (d *Device) fail(err error) {
+	d.errMu.Lock()
+	if d.err == nil {
+		d.err = err
+	}
+	d.errMu.Unlock()
+	d.log.Error("device stopped", "err", err)
+	go d.Close()
+}
+
+// Err returns the error that stopped the device, if any.
+func (d *Device) Err() error {
+	d.errMu.Lock()
+	defer d.errMu.Unlock()
+	return d.err
+}
+
+// Done is closed when the device is closed.
+func (d *Device) Done() <-chan struct{} { return d.closed }
+
+// Close stops every goroutine, closes the sockets and the TUN, and forgets
+// all keys. It is safe to call more than once.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.closed)
+		d.loop.poll.wake()
+		d.wg.Wait() // the loop has returned
+		d.hs.stop()
+		d.workers.stop()
+		d.loop.poll.close()
+		d.bindMu.Lock()
+		d.bind.Close()
+		d.bindMu.Unlock()
+		d.tun.Close()
+		d.peersMu.Lock()
+		for _, p := range d.peers {
+			p.zeroKeys()
+		}
+		d.peersMu.Unlock()
+	})
+	return nil
+}
+
+// MTU is the TUN MTU the device pads and sizes buffers for.
+func (d *Device) MTU() int { return int(d.mtu.Load()) }
+
+// Counters returns a snapshot of the device's drop and traffic counters.
+func (d *Device) Counters() CountersSnapshot { return d.counters.snapshot() }
+
+// Port is the UDP port currently bound.
+func (d *Device) Port() uint16 {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.listenPort
+}
+
+// send writes one datagram outside the data path (handshakes, cookie
+// replies). It never blocks; a full socket drops the message.
+func (d *Device) send(buf []byte, ep *conn.Endpoint) error {
+	d.bindMu.RLock()
+	defer d.bindMu.RUnlock()
+	if err := d.bind.Send(buf, ep); err != nil {
+		d.counters.sendErrors.Add(1)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,270 @@
+package device
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wgdvpn/wgd/noise"
+)
+
+var (
+	lo4 = netip.MustParseAddr("127.0.0.1")
+	lo6 = netip.MustParseAddr("::1")
+)
+
+// exchange sends one packet a->b and checks it arrives unchanged.
+func exchange(t *testing.T, a, b *testNode, pkt []byte) {
+	t.Helper()
+	a.write(t, pkt)
+	got := b.read(t, 5*time.Second)
+	if !bytes.Equal(got, pkt) {
+		t.Fatalf("delivered %x, want %x", got, pkt)
+	}
+}
+
+func TestTwoDevicesHandshakeAndTraffic(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("hello b")))
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("hello a")))
+	exchange(t, a, b, udp6(a.addr6, b.addr6, []byte("hello over v6 inside")))
+	if c := a.dev.Counters(); c.HandshakesDone != 1 {
+		t.Errorf("a: %d handshakes completed, want 1", c.HandshakesDone)
+	}
+	var info *PeerInfo
+	a.dev.Visit(func(Info) {}, func(p *PeerInfo) { c := *p; info = &c })
+	if info == nil || info.TxBytes == 0 || info.RxBytes == 0 || info.LastHandshake.IsZero() {
+		t.Errorf("peer info after traffic: %+v", info)
+	}
+}
+
+func TestManyPacketsInOrderBothWays(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo6, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("warm up")))
+	const n = 10000
+	// UDP is lossy when a receiver falls behind, so the sender keeps at
+	// most a window of packets in flight; within it nothing may be lost,
+	// reordered or changed.
+	const window = 256
+	for _, dir := range [][2]*testNode{{a, b}, {b, a}} {
+		src, dst := dir[0], dir[1]
+		var received atomic.Int64
+		done := make(chan error, 1)
+		go func() {
+			for i := range n {
+				got := dst.read(t, 5*time.Second)
+				if got == nil {
+					done <- fmt.Errorf("packet %d never arrived", i)
+					return
+				}
+				if want := seqPacket(src, dst, i); !bytes.Equal(got, want) {
+					done <- fmt.Errorf("packet %d: got seq %d (len %d), want in-order bit-exact", i, seqOf(got), len(got))
+					return
+				}
+				received.Add(1)
+			}
+			done <- nil
+		}()
+		for i := range n {
+			for int64(i)-received.Load() >= window {
+				select {
+				case err := <-done:
+					t.Fatal(err)
+				case <-time.After(100 * time.Microsecond):
+				}
+			}
+			src.write(t, seqPacket(src, dst, i))
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func seqPacket(src, dst *testNode, i int) []byte {
+	payload := make([]byte, 100+i%1200)
+	binary.BigEndian.PutUint32(payload, uint32(i))
+	for k := 4; k < len(payload); k++ {
+		payload[k] = byte(i + k)
+	}
+	return udp4(src.addr, dst.addr, payload)
+}
+
+func seqOf(pkt []byte) int {
+	if len(pkt) < 32 {
+		return -1
+	}
+	return int(binary.BigEndian.Uint32(pkt[28:]))
+}
+
+func TestRekeyAfterTime(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("first session")))
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("reply")))
+	first := a.dev.peers[b.pub].current.Load()
+	clock.Advance(noise.RekeyAfterTime + time.Second)
+	// The next packet from the initiator uses the old session and asks for
+	// a new handshake; traffic keeps flowing throughout.
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("triggers rekey")))
+	deadline := time.Now().Add(5 * time.Second)
+	for a.dev.peers[b.pub].current.Load() == first {
+		if time.Now().After(deadline) {
+			t.Fatal("no new session after REKEY_AFTER_TIME")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("new session")))
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("new session back")))
+	if got := a.dev.Counters().HandshakesDone; got < 2 {
+		t.Errorf("a completed %d handshakes, want 2", got)
+	}
+}
+
+func TestPersistentKeepalive(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	ka := uint16(25)
+	if err := a.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: b.pub, PersistentKeepalive: &ka}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Switching the keepalive on starts a handshake without any traffic.
+	waitFor(t, "handshake from persistent keepalive", func() bool {
+		return a.dev.Counters().HandshakesDone+b.dev.Counters().HandshakesDone >= 1
+	})
+	rx := func() uint64 {
+		var n uint64
+		b.dev.Visit(func(Info) {}, func(p *PeerInfo) { n = p.RxBytes })
+		return n
+	}
+	before := rx()
+	clock.Advance(26 * time.Second)
+	a.dev.loop.poll.wake()
+	waitFor(t, "keepalive after 25 s of silence", func() bool { return rx() > before })
+	if got := b.read(t, 100*time.Millisecond); got != nil {
+		t.Errorf("keepalive was written to the TUN: %x", got)
+	}
+}
+
+func TestReplayedAndForgedDataDropped(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	proxy := newUDPProxy(t, b.dev.Port())
+	connectVia(t, a, b, proxy)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("through the proxy")))
+	data := proxy.lastData()
+	if data == nil {
+		t.Fatal("proxy saw no data message")
+	}
+	proxy.inject(data)
+	waitFor(t, "replay counted", func() bool { return b.dev.Counters().Replay >= 1 })
+	if got := b.read(t, 100*time.Millisecond); got != nil {
+		t.Fatalf("replayed packet delivered: %x", got)
+	}
+	// A packet whose inner source is not the peer's is dropped.
+	a.write(t, udp4(netip.MustParseAddr("198.18.9.9"), b.addr, []byte("spoofed")))
+	waitFor(t, "source not allowed counted", func() bool { return b.dev.Counters().SourceNotAllowed >= 1 })
+	// Garbage of every length: no panic, counted, tunnel still works.
+	for n := range 200 {
+		junk := make([]byte, n)
+		for i := range junk {
+			junk[i] = byte(n * i)
+		}
+		if n >= 4 {
+			junk[0] = byte(1 + n%4)
+			junk[1], junk[2], junk[3] = 0, 0, 0
+		}
+		proxy.inject(junk)
+	}
+	waitFor(t, "garbage counted", func() bool {
+		c := b.dev.Counters()
+		return c.BadLength+c.BadType+c.UnknownIndex+c.InvalidMAC1 >= 150
+	})
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("still working")))
+}
+
+func TestRoamingToNewSourcePort(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	proxy := newUDPProxy(t, b.dev.Port())
+	connectVia(t, a, b, proxy)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("before roaming")))
+	old := endpointOf(b, a)
+	proxy.rebind(t)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("after roaming")))
+	now := endpointOf(b, a)
+	if now == old {
+		t.Fatalf("endpoint still %v after the peer moved", old)
+	}
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("reply reaches the new port")))
+}
+
+func TestNoRouteAnswersICMP(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	a := newTestNode(t, newFakeClock(), 1)
+	a.write(t, udp4(a.addr, netip.MustParseAddr("198.19.7.7"), []byte("nowhere")))
+	got := a.read(t, 2*time.Second)
+	if len(got) < 28 || got[9] != 1 || got[20] != 3 || got[21] != 1 {
+		t.Fatalf("want ICMP host unreachable, got %x", got)
+	}
+	if checksum(got[:20], 0) != 0 || checksum(got[20:], 0) != 0 {
+		t.Error("bad checksum in ICMP reply")
+	}
+	if a.dev.Counters().NoRoute != 1 {
+		t.Errorf("no-route drops = %d, want 1", a.dev.Counters().NoRoute)
+	}
+}
+
+func endpointOf(n, peer *testNode) netip.AddrPort {
+	var ep netip.AddrPort
+	n.dev.Visit(func(Info) {}, func(p *PeerInfo) {
+		if p.PublicKey == peer.pub {
+			ep = p.Endpoint
+		}
+	})
+	return ep
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// connectVia peers a and b with a's traffic to b going through proxy.
+func connectVia(t *testing.T, a, b *testNode, proxy *udpProxy) {
+	t.Helper()
+	connect(t, a, b, lo4, 0)
+	ep := proxy.addr()
+	if err := a.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: b.pub, Endpoint: &ep}}}); err != nil {
+		t.Fatal(err)
+	}
+	// b must not know a's real port, so that everything goes via the proxy.
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: a.pub, Remove: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: a.pub, AllowedIPs: []AllowedIPChange{{Prefix: netip.PrefixFrom(a.addr, 32)}}}}}); err != nil {
+		t.Fatal(err)
+	}
+}

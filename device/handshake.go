@@ -1,0 +1,373 @@
+package device
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wgdvpn/wgd/device/conn"
+	"github.com/wgdvpn/wgd/noise"
+)
+
+// Handshake messages are handled off the event loop, on their own
+// goroutines: a Curve25519 multiplication costs tens of microseconds and the
+// loop must never wait for one.
+
+const (
+	maxQueuedHandshakes = 4096
+	// underLoadAfter is the backlog at which the device starts answering
+	// initiations without a valid mac2 with cookie replies (kernel:
+	// MAX_QUEUED_INCOMING_HANDSHAKES / 8).
+	underLoadAfter = maxQueuedHandshakes / 8
+	// underLoadHold keeps the device "under load" for a while after the
+	// backlog shrinks, so that a flood cannot toggle it every packet.
+	underLoadHold = time.Second
+)
+
+// hsMsg is one queued handshake datagram; owned by whoever holds the pointer.
+type hsMsg struct {
+	buf [noise.InitiationSize]byte
+	n   int
+	ep  conn.Endpoint
+}
+
+type handshakeQueue struct {
+	d     *Device
+	msgs  chan *hsMsg
+	inits chan *Peer
+	pool  sync.Pool
+	stopc chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	// lastUnderLoad is the clock time (unix ns) the backlog was last found
+	// past underLoadAfter.
+	lastUnderLoad atomic.Int64
+}
+
+func newHandshakeQueue(d *Device, n int) *handshakeQueue {
+	q := &handshakeQueue{
+		d:     d,
+		msgs:  make(chan *hsMsg, maxQueuedHandshakes),
+		inits: make(chan *Peer, maxQueuedHandshakes),
+		stopc: make(chan struct{}),
+	}
+	q.pool.New = func() any { return new(hsMsg) }
+	for range n {
+		q.wg.Add(1)
+		go q.run()
+	}
+	return q
+}
+
+func (q *handshakeQueue) stop() {
+	q.once.Do(func() {
+		close(q.stopc)
+		q.wg.Wait()
+	})
+}
+
+// enqueue copies a handshake datagram for the goroutines; a full queue drops
+// it (counted). Called by the loop.
+func (q *handshakeQueue) enqueue(b []byte, ep conn.Endpoint) {
+	m := q.pool.Get().(*hsMsg)
+	m.n = copy(m.buf[:], b)
+	m.ep = ep
+	select {
+	case q.msgs <- m:
+	default:
+		q.pool.Put(m)
+		q.d.counters.handshakeBacklog.Add(1)
+	}
+}
+
+// requestInitiation asks for a handshake initiation to p unless one is
+// already queued; isRetry keeps the retransmission count. Safe from any
+// goroutine.
+func (q *handshakeQueue) requestInitiation(p *Peer, isRetry bool) {
+	p.initiationIsRetry.Store(isRetry)
+	if p.handshakeQueued.Swap(true) {
+		return
+	}
+	select {
+	case q.inits <- p:
+	default:
+		p.handshakeQueued.Store(false)
+	}
+}
+
+func (q *handshakeQueue) underLoad(now time.Time) bool {
+	if len(q.msgs) >= underLoadAfter {
+		q.lastUnderLoad.Store(now.UnixNano())
+		return true
+	}
+	last := q.lastUnderLoad.Load()
+	return last != 0 && now.UnixNano()-last < int64(underLoadHold)
+}
+
+func (q *handshakeQueue) run() {
+	defer q.wg.Done()
+	for {
+		select {
+		case <-q.stopc:
+			return
+		case p := <-q.inits:
+			p.handshakeQueued.Store(false)
+			q.d.sendInitiation(p, p.initiationIsRetry.Load())
+		case m := <-q.msgs:
+			q.d.handleHandshakeMessage(m.buf[:m.n], m.ep)
+			q.pool.Put(m)
+		}
+	}
+}
+
+// handleHandshakeMessage is the receive path for message types 1, 2 and 3:
+// mac1, then (under load) mac2 or a cookie reply, then the rate limit, then
+// the Noise step.
+func (d *Device) handleHandshakeMessage(msg []byte, ep conn.Endpoint) {
+	now := d.clock.Now()
+	typ, err := noise.MessageType(msg)
+	if err != nil {
+		d.counters.badType.Add(1)
+		return
+	}
+	if typ == noise.TypeCookieReply {
+		d.handleCookieReply(msg, now)
+		return
+	}
+	if err := d.cookies.CheckMAC1(msg); err != nil {
+		d.counters.invalidMAC1.Add(1)
+		d.logLim.log(d.log, now, "invalid mac1", "from", ep.Dst)
+		return
+	}
+	if d.hs.underLoad(now) {
+		if err := d.cookies.CheckMAC2(msg, ep.Dst, now); err != nil {
+			d.counters.invalidMAC2.Add(1)
+			d.sendCookieReply(msg, ep, now)
+			return
+		}
+		if !d.limiter.allow(ep.Dst.Addr(), now) {
+			d.counters.rateLimited.Add(1)
+			return
+		}
+	}
+	switch typ {
+	case noise.TypeInitiation:
+		d.handleInitiation(msg, ep, now)
+	case noise.TypeResponse:
+		d.handleResponse(msg, ep, now)
+	}
+}
+
+func (d *Device) sendCookieReply(msg []byte, ep conn.Endpoint, now time.Time) {
+	sender, err := noise.SenderIndex(msg)
+	if err != nil {
+		return
+	}
+	var buf [noise.CookieReplySize]byte
+	reply, err := d.cookies.CreateReply(buf[:0], msg, sender, ep.Dst, now)
+	if err != nil {
+		return
+	}
+	if d.send(reply, &ep) == nil {
+		d.counters.cookieSent.Add(1)
+	}
+}
+
+func (d *Device) handleCookieReply(msg []byte, now time.Time) {
+	idx, err := noise.ReceiverIndex(msg)
+	if err != nil {
+		d.counters.badLength.Add(1)
+		return
+	}
+	e, ok := d.indices.lookup(idx)
+	if !ok {
+		d.counters.unknownIndex.Add(1)
+		return
+	}
+	p := e.peer
+	p.mu.Lock()
+	err = p.hs.ConsumeCookieReply(msg, now)
+	p.mu.Unlock()
+	if err != nil {
+		d.counters.handshakeFailed.Add(1)
+	}
+}
+
+// handleInitiation is the responder: consume the initiation, answer with a
+// response, keep the new session as "next" until the initiator confirms it.
+func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
+	static := d.static.Load()
+	if static == nil {
+		return
+	}
+	res, err := static.OpenInitiation(msg)
+	if err != nil {
+		d.countHandshakeError(err)
+		return
+	}
+	d.peersMu.RLock()
+	p := d.peers[res.Remote()]
+	d.peersMu.RUnlock()
+	if p == nil {
+		d.counters.unknownPeer.Add(1)
+		d.logLim.log(d.log, now, "initiation from unknown peer", "from", ep.Dst)
+		return
+	}
+	var buf [noise.ResponseSize]byte
+	p.mu.Lock()
+	resp, kp, err := d.respondLocked(p, res, ep, now, buf[:0])
+	p.mu.Unlock()
+	if err != nil {
+		d.countHandshakeError(err)
+		return
+	}
+	d.sendHandshakeMessage(p, resp, ep)
+	d.timersSessionDerived(p, now)
+	_ = kp
+}
+
+func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.Endpoint, now time.Time, dst []byte) ([]byte, *keypair, error) {
+	if err := p.hs.ConsumeInitiation(res, now); err != nil {
+		return nil, nil, err
+	}
+	p.endpoint = ep
+	if p.handshakeIndex != 0 {
+		d.indices.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	idx, err := d.indices.newIndex(d.rand, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := p.hs.CreateResponse(dst, now, idx, d.rand)
+	if err != nil {
+		d.indices.remove(idx)
+		return nil, nil, err
+	}
+	nk, err := p.hs.DeriveKeypair(now)
+	if err != nil {
+		d.indices.remove(idx)
+		return nil, nil, err
+	}
+	kp := &keypair{Keypair: nk, peer: p}
+	d.indices.setKeypair(idx, kp)
+	p.installKeypair(kp)
+	return resp, kp, nil
+}
+
+// handleResponse is the initiator's second step: the session is usable at
+// once, and the first packet out (staged data or a keepalive) confirms it.
+func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
+	idx, err := noise.ReceiverIndex(msg)
+	if err != nil {
+		d.counters.badLength.Add(1)
+		return
+	}
+	e, ok := d.indices.lookup(idx)
+	if !ok || e.kp != nil {
+		d.counters.unknownIndex.Add(1)
+		return
+	}
+	p := e.peer
+	p.mu.Lock()
+	if p.handshakeIndex != idx {
+		p.mu.Unlock()
+		d.counters.unknownIndex.Add(1)
+		return
+	}
+	if err := p.hs.ConsumeResponse(msg, now); err != nil {
+		p.mu.Unlock()
+		d.countHandshakeError(err)
+		return
+	}
+	nk, err := p.hs.DeriveKeypair(now)
+	if err != nil {
+		p.mu.Unlock()
+		d.countHandshakeError(err)
+		return
+	}
+	p.endpoint = ep
+	kp := &keypair{Keypair: nk, peer: p}
+	d.indices.setKeypair(idx, kp)
+	p.handshakeIndex = 0
+	p.installKeypair(kp)
+	p.mu.Unlock()
+	d.timersSessionDerived(p, now)
+	d.timersHandshakeComplete(p, now)
+	d.loop.post(func(l *loop) { l.sendStagedOrKeepalive(p) })
+}
+
+// sendInitiation starts a handshake with p (whitepaper §5.4.2), at most once
+// per REKEY_TIMEOUT. isRetry keeps the attempt count of the retransmit timer.
+func (d *Device) sendInitiation(p *Peer, isRetry bool) {
+	static := d.static.Load()
+	if static == nil || p.removed.Load() {
+		return
+	}
+	now := d.clock.Now()
+	var buf [noise.InitiationSize]byte
+	p.mu.Lock()
+	if !isRetry {
+		p.timers.handshakeAttempts = 0
+	}
+	if !p.lastInitiation.IsZero() && now.Sub(p.lastInitiation) < noise.RekeyTimeout {
+		p.mu.Unlock()
+		return
+	}
+	ep := p.endpoint
+	if !ep.Dst.IsValid() {
+		p.mu.Unlock()
+		return
+	}
+	p.lastInitiation = now
+	if p.handshakeIndex != 0 {
+		d.indices.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	idx, err := d.indices.newIndex(d.rand, p)
+	if err != nil {
+		p.mu.Unlock()
+		d.log.Error("handshake initiation", "err", err)
+		return
+	}
+	msg, err := p.hs.CreateInitiation(buf[:0], now, idx, d.rand)
+	if err != nil {
+		d.indices.remove(idx)
+		p.mu.Unlock()
+		d.countHandshakeError(err)
+		return
+	}
+	p.handshakeIndex = idx
+	d.timersHandshakeInitiatedLocked(p, now)
+	p.mu.Unlock()
+	d.sendHandshakeMessage(p, msg, ep)
+}
+
+// sendHandshakeMessage sends msg to ep and does the timer bookkeeping every
+// authenticated packet sent gets.
+func (d *Device) sendHandshakeMessage(p *Peer, msg []byte, ep conn.Endpoint) {
+	hadSrc := ep.Src.IsValid()
+	err := d.send(msg, &ep)
+	if hadSrc && !ep.Src.IsValid() {
+		p.clearSource()
+	}
+	if err != nil {
+		return
+	}
+	p.txBytes.Add(uint64(len(msg)))
+	now := d.clock.Now()
+	d.timersAnyAuthenticatedPacketSent(p, now)
+	d.timersAnyAuthenticatedPacketTraversal(p, now)
+}
+
+func (d *Device) countHandshakeError(err error) {
+	switch {
+	case errors.Is(err, noise.ErrBadLength):
+		d.counters.badLength.Add(1)
+	case errors.Is(err, noise.ErrUnknownPeer):
+		d.counters.unknownPeer.Add(1)
+	default:
+		d.counters.handshakeFailed.Add(1)
+	}
+}

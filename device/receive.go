@@ -1,0 +1,231 @@
+package device
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/wgdvpn/wgd/device/conn"
+	"github.com/wgdvpn/wgd/noise"
+)
+
+// The inbound path: UDP readable -> recvmmsg a batch -> switch on type and
+// length -> handshake messages to the handshake goroutines, data messages
+// to a decrypt batch -> workers open them -> the loop, in order, checks the
+// replay window and the inner source against the peer's allowed IPs and
+// writes the batch to the TUN.
+
+const (
+	ipv4HeaderLen = 20
+	ipv6HeaderLen = 40
+)
+
+// readUDP reads one batch from a UDP socket.
+func (l *loop) readUDP(fd int) {
+	d := l.d
+	for i := range l.msgs {
+		l.msgs[i].Buf = l.getBuf()
+	}
+	n, err := l.bind.Read(fd, l.msgs)
+	if err != nil && !isWouldBlock(err) {
+		d.logLim.log(d.log, d.clock.Now(), "udp read error", "err", err)
+	}
+	var j *job
+	d.indices.mu.RLock()
+	for i := range n {
+		m := &l.msgs[i]
+		if l.classify(&j, m) {
+			m.Buf = nil // taken by the job
+		}
+	}
+	d.indices.mu.RUnlock()
+	for i := range l.msgs {
+		if l.msgs[i].Buf != nil {
+			l.putBuf(l.msgs[i].Buf)
+			l.msgs[i].Buf = nil
+		}
+	}
+	if j != nil {
+		l.submit(j)
+	}
+}
+
+// classify routes one datagram by (type, length). It reports whether a
+// decrypt job took the buffer. Called with d.indices.mu read-locked.
+func (l *loop) classify(j **job, m *conn.Message) bool {
+	d := l.d
+	msg := m.Buf[:m.N]
+	typ, err := noise.MessageType(msg)
+	if err != nil {
+		d.counters.badType.Add(1)
+		return false
+	}
+	switch {
+	case typ == noise.TypeTransport && len(msg) >= noise.KeepaliveSize:
+		return l.addDecrypt(j, m)
+	case typ == noise.TypeInitiation && len(msg) == noise.InitiationSize,
+		typ == noise.TypeResponse && len(msg) == noise.ResponseSize,
+		typ == noise.TypeCookieReply && len(msg) == noise.CookieReplySize:
+		d.hs.enqueue(msg, m.Ep)
+		return false
+	}
+	d.counters.badLength.Add(1)
+	return false
+}
+
+func (l *loop) addDecrypt(j **job, m *conn.Message) bool {
+	d := l.d
+	idx, _, err := noise.ParseTransportHeader(m.Buf[:m.N])
+	if err != nil {
+		d.counters.badLength.Add(1)
+		return false
+	}
+	e, ok := d.indices.lookupLocked(idx)
+	if !ok || e.kp == nil {
+		d.counters.unknownIndex.Add(1)
+		return false
+	}
+	if *j == nil {
+		*j = l.getJob(false)
+	}
+	(*j).elems = append((*j).elems, elem{buf: m.Buf, n: m.N, kp: e.kp, ep: m.Ep})
+	return true
+}
+
+// flushDecrypted finishes decrypt batches in order: checks each packet once,
+// then writes the good ones to the TUN, resuming after EAGAIN.
+func (l *loop) flushDecrypted() {
+	for len(l.decQ) > 0 && !l.tunBlocked {
+		j := l.decQ[0]
+		if !j.done.Load() {
+			return
+		}
+		if !j.processed {
+			l.checkDecrypted(j)
+			j.processed = true
+		}
+		if j.pos < len(j.out) {
+			n, err := l.d.tun.Write(j.out[j.pos:], 0)
+			j.pos += n
+			if err != nil {
+				if isWouldBlock(err) {
+					l.tunBlocked = true
+					return
+				}
+				l.d.counters.tunWriteErrors.Add(1)
+				l.d.logLim.log(l.d.log, l.d.clock.Now(), "tun write error", "err", err)
+				j.pos++
+			}
+			if j.pos < len(j.out) {
+				continue
+			}
+		}
+		for i := range j.elems {
+			l.putBuf(j.elems[i].buf)
+		}
+		l.decQ[0] = nil
+		l.decQ = l.decQ[1:]
+		l.putJob(j)
+	}
+}
+
+// checkDecrypted applies, in order, what must not run in parallel: the
+// replay window, session promotion, roaming, timers, and the inner source
+// check against the peer's allowed IPs (whitepaper §5.4.6, §6).
+func (l *loop) checkDecrypted(j *job) {
+	d := l.d
+	now := d.clock.Now()
+	for i := range j.elems {
+		e := &j.elems[i]
+		if e.err != nil {
+			d.counters.decryptFailed.Add(1)
+			d.logLim.log(d.log, now, "decrypt failed", "from", e.ep.Dst)
+			continue
+		}
+		kp := e.kp
+		if now.Sub(kp.Created) >= noise.RejectAfterTime || !kp.Replay.Accept(e.counter) {
+			d.counters.replay.Add(1)
+			continue
+		}
+		p := kp.peer
+		if p.removed.Load() {
+			continue
+		}
+		l.received(p, kp, e, now)
+		if pkt, ok := l.innerPacket(p, e.out); ok {
+			j.out = append(j.out, pkt)
+		}
+	}
+}
+
+// received does the per-packet bookkeeping of an authenticated message.
+func (l *loop) received(p *Peer, kp *keypair, e *elem, now time.Time) {
+	d := l.d
+	if p.receivedWith(kp) {
+		d.timersHandshakeComplete(p, now)
+		l.sendStaged(p)
+	}
+	p.setEndpoint(e.ep)
+	p.rxBytes.Add(uint64(e.n))
+	d.timersAnyAuthenticatedPacketReceived(p, now)
+	d.timersAnyAuthenticatedPacketTraversal(p, now)
+	if len(e.out) > 0 {
+		d.timersDataReceived(p, now)
+	}
+	l.keepKeyFresh(p, kp, now)
+}
+
+// keepKeyFresh: an initiator whose session nears REJECT_AFTER_TIME starts
+// a handshake once, so that it is not the responder's job (whitepaper §6.2).
+func (l *loop) keepKeyFresh(p *Peer, kp *keypair, now time.Time) {
+	if !kp.Initiator || p.current.Load() != kp {
+		return
+	}
+	if now.Sub(kp.Created) < noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
+		return
+	}
+	p.mu.Lock()
+	fire := !p.timers.sentLastMinuteHandshake
+	p.timers.sentLastMinuteHandshake = true
+	p.mu.Unlock()
+	if fire {
+		l.d.hs.requestInitiation(p, false)
+	}
+}
+
+// innerPacket validates a decrypted payload: a keepalive is not delivered;
+// otherwise it must be an IPv4 or IPv6 packet whose length fits and whose
+// source address is one of p's allowed IPs. It returns the packet trimmed
+// of padding.
+func (l *loop) innerPacket(p *Peer, pt []byte) ([]byte, bool) {
+	d := l.d
+	if len(pt) == 0 {
+		return nil, false
+	}
+	var src netip.Addr
+	var n int
+	switch pt[0] >> 4 {
+	case 4:
+		if len(pt) < ipv4HeaderLen {
+			break
+		}
+		n = int(binary.BigEndian.Uint16(pt[2:4]))
+		src = netip.AddrFrom4([4]byte(pt[12:16]))
+	case 6:
+		if len(pt) < ipv6HeaderLen {
+			break
+		}
+		n = ipv6HeaderLen + int(binary.BigEndian.Uint16(pt[4:6]))
+		src = netip.AddrFrom16([16]byte(pt[8:24]))
+	}
+	if !src.IsValid() || n > len(pt) || n < ipv4HeaderLen {
+		d.counters.badInnerPacket.Add(1)
+		return nil, false
+	}
+	if owner, ok := d.allowedIPs.Lookup(src); !ok || owner != p {
+		d.counters.sourceNotAllowed.Add(1)
+		d.logLim.log(d.log, d.clock.Now(), "source not allowed", "src", src)
+		return nil, false
+	}
+	return pt[:n], true
+}

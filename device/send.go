@@ -1,0 +1,258 @@
+package device
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/wgdvpn/wgd/device/conn"
+	"github.com/wgdvpn/wgd/noise"
+	"github.com/wgdvpn/wgd/tun"
+)
+
+// The outbound path: TUN readable -> read a batch -> route each packet by
+// destination (allowed IPs) -> assign the peer's next nonce in read order ->
+// encrypt on a worker -> send the batch, in order, with one sendmmsg.
+
+// readTUN reads up to batchSize packets and queues them for encryption.
+func (l *loop) readTUN() error {
+	now := l.d.clock.Now()
+	var j *job
+	for range batchSize {
+		buf := l.getBuf()
+		l.readBufs[0] = buf
+		n, err := l.d.tun.Read(l.readBufs[:1], l.readSizes[:1], noise.TransportHeaderSize)
+		if err != nil || n == 0 {
+			l.putBuf(buf)
+			if err == nil || isWouldBlock(err) {
+				break
+			}
+			if errors.Is(err, tun.ErrDeleted) {
+				return err
+			}
+			l.d.logLim.log(l.d.log, now, "tun read error", "err", err)
+			break
+		}
+		if j == nil {
+			j = l.getJob(true)
+		}
+		l.route(j, buf, l.readSizes[0], now)
+	}
+	if j != nil {
+		l.submit(j)
+	}
+	return nil
+}
+
+// route finds the peer for one packet read from the TUN and adds it to j,
+// or stages or drops it. It takes over buf.
+func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
+	d := l.d
+	pkt := buf[noise.TransportHeaderSize : noise.TransportHeaderSize+n]
+	dst, ok := destination(pkt)
+	if !ok {
+		d.counters.badInnerPacket.Add(1)
+		l.putBuf(buf)
+		return
+	}
+	p, ok := d.allowedIPs.Lookup(dst)
+	if !ok {
+		d.counters.noRoute.Add(1)
+		l.unreachable(pkt, now)
+		l.putBuf(buf)
+		return
+	}
+	if !l.appendSeal(j, p, buf, n, now) {
+		l.stage(p, pkt)
+		l.putBuf(buf)
+	}
+}
+
+// appendSeal adds a packet for p to j if p has a usable session and an
+// endpoint, and asks for a new handshake when the session is getting old
+// (whitepaper §6.2). It reports false when the packet must wait.
+func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) bool {
+	d := l.d
+	kp := p.current.Load()
+	if kp == nil || now.Sub(kp.Created) >= noise.RejectAfterTime {
+		d.hs.requestInitiation(p, false)
+		return false
+	}
+	ep := p.endpointCopy()
+	if !ep.Dst.IsValid() {
+		return false
+	}
+	counter, ok := kp.NextCounter()
+	if !ok {
+		d.hs.requestInitiation(p, false)
+		return false
+	}
+	if counter >= noise.RekeyAfterMessages || (kp.Initiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
+		d.hs.requestInitiation(p, false)
+	}
+	j.elems = append(j.elems, elem{buf: buf, n: n, kp: kp, counter: counter, ep: ep})
+	return true
+}
+
+// submit hands a filled job to the workers and queues it for ordered
+// completion; an empty job goes back to the free list.
+func (l *loop) submit(j *job) {
+	if len(j.elems) == 0 {
+		l.putJob(j)
+		return
+	}
+	if j.encrypt {
+		l.encQ = append(l.encQ, j)
+	} else {
+		l.decQ = append(l.decQ, j)
+	}
+	l.d.workers.jobs <- j
+}
+
+// stage keeps a copy of pkt until p has a session, dropping the oldest past
+// maxStaged.
+func (l *loop) stage(p *Peer, pkt []byte) {
+	if p.removed.Load() {
+		return
+	}
+	if len(p.staged) >= maxStaged {
+		copy(p.staged, p.staged[1:])
+		p.staged = p.staged[:len(p.staged)-1]
+		l.d.counters.stagingOverflow.Add(1)
+	}
+	p.staged = append(p.staged, append([]byte(nil), pkt...))
+}
+
+func (l *loop) dropStaged(p *Peer) {
+	clear(p.staged)
+	p.staged = nil
+}
+
+// sendStagedOrKeepalive runs when a session becomes usable: the staged
+// packets go out, or else a keepalive confirms the session to the responder.
+func (l *loop) sendStagedOrKeepalive(p *Peer) {
+	if len(p.staged) == 0 {
+		l.sendKeepalive(p)
+		return
+	}
+	l.sendStaged(p)
+}
+
+func (l *loop) sendStaged(p *Peer) {
+	now := l.d.clock.Now()
+	staged := p.staged
+	p.staged = nil
+	j := l.getJob(true)
+	for i, pkt := range staged {
+		buf := l.getBuf()
+		n := copy(buf[noise.TransportHeaderSize:], pkt)
+		if !l.appendSeal(j, p, buf, n, now) {
+			l.putBuf(buf)
+			p.staged = append(p.staged, staged[i:]...)
+			break
+		}
+	}
+	l.submit(j)
+}
+
+// sendKeepalive sends an empty data message (whitepaper §6.5), if p has a
+// session; otherwise it asks for a handshake.
+func (l *loop) sendKeepalive(p *Peer) {
+	if len(p.staged) > 0 {
+		l.sendStaged(p)
+		return
+	}
+	j := l.getJob(true)
+	buf := l.getBuf()
+	if !l.appendSeal(j, p, buf, 0, l.d.clock.Now()) {
+		l.putBuf(buf)
+	}
+	l.submit(j)
+}
+
+// flushEncrypted sends finished encrypt batches in order. A full socket
+// leaves the rest for the next EPOLLOUT.
+func (l *loop) flushEncrypted() {
+	for len(l.encQ) > 0 && !l.udpBlocked {
+		j := l.encQ[0]
+		if !j.done.Load() {
+			return
+		}
+		l.sendMsgs = l.sendMsgs[:0]
+		for i := j.pos; i < len(j.elems); i++ {
+			e := &j.elems[i]
+			l.sendMsgs = append(l.sendMsgs, conn.Message{Buf: e.out, Ep: e.ep})
+		}
+		n, err := l.bind.Write(l.sendMsgs)
+		l.afterSend(j, n)
+		if err != nil {
+			if isWouldBlock(err) {
+				l.udpBlocked = true
+				return
+			}
+			// One datagram failed for good (no route to that peer, ...):
+			// drop it and go on with the rest.
+			l.d.counters.sendErrors.Add(1)
+			l.d.logLim.log(l.d.log, l.d.clock.Now(), "udp send error", "err", err)
+			j.pos++
+		}
+		if j.pos >= len(j.elems) {
+			for i := range j.elems {
+				l.putBuf(j.elems[i].buf)
+			}
+			l.encQ[0] = nil
+			l.encQ = l.encQ[1:]
+			l.putJob(j)
+		}
+	}
+}
+
+// afterSend does the accounting and timer events for the n datagrams of j
+// just sent, once per run of packets to the same peer.
+func (l *loop) afterSend(j *job, n int) {
+	d := l.d
+	now := d.clock.Now()
+	sent := l.sendMsgs[:n]
+	for i := 0; i < len(sent); {
+		p := j.elems[j.pos+i].kp.peer
+		var bytes uint64
+		data := false
+		k := i
+		for ; k < len(sent) && j.elems[j.pos+k].kp.peer == p; k++ {
+			e := &j.elems[j.pos+k]
+			bytes += uint64(len(e.out))
+			data = data || e.n > 0
+			if e.ep.Src.IsValid() && !sent[k].Ep.Src.IsValid() {
+				p.clearSource()
+			}
+		}
+		p.txBytes.Add(bytes)
+		if data {
+			d.timersDataSent(p, now)
+		}
+		d.timersAnyAuthenticatedPacketSent(p, now)
+		d.timersAnyAuthenticatedPacketTraversal(p, now)
+		i = k
+	}
+	j.pos += n
+}
+
+// destination returns the destination address of an IPv4 or IPv6 packet.
+func destination(pkt []byte) (netip.Addr, bool) {
+	if len(pkt) == 0 {
+		return netip.Addr{}, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < ipv4HeaderLen {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom4([4]byte(pkt[16:20])), true
+	case 6:
+		if len(pkt) < ipv6HeaderLen {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom16([16]byte(pkt[24:40])), true
+	}
+	return netip.Addr{}, false
+}

@@ -1,0 +1,274 @@
+package device
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"time"
+
+	"github.com/wgdvpn/wgd/noise"
+)
+
+// The per-peer timers of whitepaper §6, as the kernel's timers.c arranges
+// them. A timer is a deadline in the peer (guarded by Peer.mu) plus at most
+// one entry in the device's heap; the event loop sleeps until the earliest
+// entry. Pushing a deadline later than the queued entry costs no heap work:
+// when the old entry comes due, the loop re-queues it at the new deadline.
+// An idle device has an empty heap and the loop sleeps without a timeout.
+
+type timerKind uint8
+
+const (
+	timerRetransmitHandshake timerKind = iota
+	timerSendKeepalive
+	timerNewHandshake
+	timerZeroKeyMaterial
+	timerPersistentKeepalive
+	numTimers
+)
+
+// maxTimerHandshakes is how many retransmissions fit in REKEY_ATTEMPT_TIME.
+const maxTimerHandshakes = int(noise.RekeyAttemptTime / noise.RekeyTimeout)
+
+// rekeyTimeoutJitterMax is the random extra added to handshake retries.
+const rekeyTimeoutJitterMax = 333 * time.Millisecond
+
+// peerTimers is guarded by Peer.mu.
+type peerTimers struct {
+	deadline                [numTimers]time.Time // zero = not armed
+	queued                  [numTimers]time.Time // deadline of the heap entry, zero = none
+	handshakeAttempts       int
+	needAnotherKeepalive    bool
+	sentLastMinuteHandshake bool
+}
+
+type timerEntry struct {
+	at   time.Time
+	peer *Peer
+	kind timerKind
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = timerEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
+
+// modTimerLocked arms timer k of p for at; p.mu is held.
+func (d *Device) modTimerLocked(p *Peer, k timerKind, at time.Time) {
+	t := &p.timers
+	t.deadline[k] = at
+	if !t.queued[k].IsZero() && !at.Before(t.queued[k]) {
+		return
+	}
+	t.queued[k] = at
+	d.loop.pushTimer(timerEntry{at: at, peer: p, kind: k})
+}
+
+func (d *Device) delTimerLocked(p *Peer, k timerKind) { p.timers.deadline[k] = time.Time{} }
+
+func (d *Device) pendingLocked(p *Peer, k timerKind) bool { return !p.timers.deadline[k].IsZero() }
+
+// jitter returns a random duration in [0, 333ms) for handshake retries.
+func (d *Device) jitter() time.Duration {
+	var b [8]byte
+	if _, err := d.rand.Read(b[:]); err != nil {
+		return 0
+	}
+	return time.Duration(binary.LittleEndian.Uint64(b[:]) % uint64(rekeyTimeoutJitterMax))
+}
+
+// due is called by the loop for a heap entry whose time has come. It reports
+// whether the timer really fires (it may have been moved or disarmed).
+func (d *Device) due(e timerEntry, now time.Time) bool {
+	p := e.peer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := &p.timers
+	if !t.queued[e.kind].Equal(e.at) {
+		return false // a newer entry for this timer exists
+	}
+	t.queued[e.kind] = time.Time{}
+	at := t.deadline[e.kind]
+	switch {
+	case at.IsZero() || p.removed.Load():
+		return false
+	case at.After(now):
+		t.queued[e.kind] = at
+		d.loop.pushTimer(timerEntry{at: at, peer: p, kind: e.kind})
+		return false
+	}
+	t.deadline[e.kind] = time.Time{}
+	return true
+}
+
+// fire runs the expiry handler of a timer that came due, on the loop.
+func (l *loop) fire(e timerEntry, now time.Time) {
+	switch e.kind {
+	case timerRetransmitHandshake:
+		l.expiredRetransmitHandshake(e.peer, now)
+	case timerSendKeepalive:
+		l.expiredSendKeepalive(e.peer, now)
+	case timerNewHandshake:
+		l.expiredNewHandshake(e.peer)
+	case timerZeroKeyMaterial:
+		e.peer.zeroKeys()
+	case timerPersistentKeepalive:
+		l.sendKeepalive(e.peer)
+	}
+}
+
+// expiredRetransmitHandshake is called after REKEY_TIMEOUT (+jitter) passed
+// since an initiation without an answer. It retries until
+// REKEY_ATTEMPT_TIME, then gives up and drops the staged packets.
+func (l *loop) expiredRetransmitHandshake(p *Peer, now time.Time) {
+	d := l.d
+	p.mu.Lock()
+	if p.timers.handshakeAttempts > maxTimerHandshakes {
+		d.delTimerLocked(p, timerSendKeepalive)
+		if !d.pendingLocked(p, timerZeroKeyMaterial) {
+			d.modTimerLocked(p, timerZeroKeyMaterial, now.Add(3*noise.RejectAfterTime))
+		}
+		p.mu.Unlock()
+		l.dropStaged(p)
+		return
+	}
+	p.timers.handshakeAttempts++
+	p.mu.Unlock()
+	p.clearSource()
+	d.hs.requestInitiation(p, true)
+}
+
+// expiredSendKeepalive is called after KEEPALIVE_TIMEOUT passed since data
+// was received with nothing sent back: a keepalive acknowledges it.
+func (l *loop) expiredSendKeepalive(p *Peer, now time.Time) {
+	l.sendKeepalive(p)
+	d := l.d
+	p.mu.Lock()
+	if p.timers.needAnotherKeepalive {
+		p.timers.needAnotherKeepalive = false
+		d.modTimerLocked(p, timerSendKeepalive, now.Add(noise.KeepaliveTimeout))
+	}
+	p.mu.Unlock()
+}
+
+// expiredNewHandshake is called after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT
+// passed since data was sent without anything received: the session may be
+// dead, so start a new handshake.
+func (l *loop) expiredNewHandshake(p *Peer) {
+	p.clearSource()
+	l.d.hs.requestInitiation(p, false)
+}
+
+// timersDataSent is called after a data packet (not a keepalive) was sent.
+func (d *Device) timersDataSent(p *Peer, now time.Time) {
+	p.mu.Lock()
+	if !d.pendingLocked(p, timerNewHandshake) {
+		d.modTimerLocked(p, timerNewHandshake, now.Add(noise.KeepaliveTimeout+noise.RekeyTimeout+d.jitter()))
+	}
+	p.mu.Unlock()
+}
+
+// timersDataReceived is called after a data packet (not a keepalive) was
+// received.
+func (d *Device) timersDataReceived(p *Peer, now time.Time) {
+	p.mu.Lock()
+	if !d.pendingLocked(p, timerSendKeepalive) {
+		d.modTimerLocked(p, timerSendKeepalive, now.Add(noise.KeepaliveTimeout))
+	} else {
+		p.timers.needAnotherKeepalive = true
+	}
+	p.mu.Unlock()
+}
+
+// timersAnyAuthenticatedPacketSent is called after any authenticated packet
+// (data, keepalive, handshake) was sent: it is the keepalive we owed.
+func (d *Device) timersAnyAuthenticatedPacketSent(p *Peer, _ time.Time) {
+	p.mu.Lock()
+	d.delTimerLocked(p, timerSendKeepalive)
+	p.mu.Unlock()
+}
+
+// timersAnyAuthenticatedPacketReceived is called after any authenticated
+// packet was received: the peer is alive.
+func (d *Device) timersAnyAuthenticatedPacketReceived(p *Peer, _ time.Time) {
+	p.mu.Lock()
+	d.delTimerLocked(p, timerNewHandshake)
+	p.mu.Unlock()
+}
+
+// timersHandshakeInitiatedLocked is called after an initiation was sent;
+// p.mu is held.
+func (d *Device) timersHandshakeInitiatedLocked(p *Peer, now time.Time) {
+	d.modTimerLocked(p, timerRetransmitHandshake, now.Add(noise.RekeyTimeout+d.jitter()))
+}
+
+// timersHandshakeComplete is called after a handshake response was consumed
+// (initiator) or the first data on a new session arrived (responder).
+func (d *Device) timersHandshakeComplete(p *Peer, now time.Time) {
+	p.mu.Lock()
+	d.delTimerLocked(p, timerRetransmitHandshake)
+	p.timers.handshakeAttempts = 0
+	p.timers.sentLastMinuteHandshake = false
+	p.mu.Unlock()
+	p.lastHandshake.Store(now.UnixNano())
+	d.counters.handshakesDone.Add(1)
+}
+
+// timersSessionDerived is called after a new session was derived: its keys
+// are zeroed 3 x REJECT_AFTER_TIME later unless a newer one replaces them.
+func (d *Device) timersSessionDerived(p *Peer, now time.Time) {
+	p.mu.Lock()
+	d.modTimerLocked(p, timerZeroKeyMaterial, now.Add(3*noise.RejectAfterTime))
+	p.mu.Unlock()
+}
+
+// timersAnyAuthenticatedPacketTraversal is called after any authenticated
+// packet was sent or received: the persistent keepalive restarts.
+func (d *Device) timersAnyAuthenticatedPacketTraversal(p *Peer, now time.Time) {
+	p.mu.Lock()
+	if p.keepaliveInterval > 0 {
+		d.modTimerLocked(p, timerPersistentKeepalive, now.Add(time.Duration(p.keepaliveInterval)*time.Second))
+	}
+	p.mu.Unlock()
+}
+
+// loop-side heap operations; the heap is guarded by loop.timerMu.
+func (l *loop) pushTimer(e timerEntry) {
+	l.timerMu.Lock()
+	heap.Push(&l.timers, e)
+	earliest := l.timers[0].at
+	l.timerMu.Unlock()
+	if earliest.Equal(e.at) {
+		l.poll.wake()
+	}
+}
+
+// runTimers fires every due timer and returns how long the loop may sleep
+// (-1 = no timer armed).
+func (l *loop) runTimers(now time.Time) time.Duration {
+	for {
+		l.timerMu.Lock()
+		if len(l.timers) == 0 {
+			l.timerMu.Unlock()
+			return -1
+		}
+		if l.timers[0].at.After(now) {
+			wait := l.timers[0].at.Sub(now)
+			l.timerMu.Unlock()
+			return wait
+		}
+		e := heap.Pop(&l.timers).(timerEntry)
+		l.timerMu.Unlock()
+		if l.d.due(e, now) {
+			l.fire(e, now)
+		}
+	}
+}
