@@ -268,3 +268,18 @@ func connectVia(t *testing.T, a, b *testNode, proxy *udpProxy) {
 		t.Fatal(err)
 	}
 }
+
+// TestIdleDeviceSleeps checks that a configured device with a peer and no
+// traffic does not wake up at all: no periodic timers.
+func TestIdleDeviceSleeps(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	time.Sleep(100 * time.Millisecond) // let configuration wake-ups pass
+	before := a.dev.loop.wakeups.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if n := a.dev.loop.wakeups.Load() - before; n != 0 {
+		t.Errorf("idle device woke %d times in 1.5 s, want 0", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +62,10 @@ type loop struct {
 
 	timerMu sync.Mutex
 	timers  timerHeap
+
+	// wakeups counts returns from epoll_wait: an idle device must not
+	// have any.
+	wakeups atomic.Uint64
 }
 
 func newLoop(d *Device) (*loop, error) {
@@ -154,6 +159,7 @@ func (l *loop) run() error {
 		if err != nil {
 			return err
 		}
+		l.wakeups.Add(1)
 		for _, ev := range evs {
 			if err := l.handle(ev); err != nil {
 				return err
