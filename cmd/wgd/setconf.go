@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/wgdvpn/wgd/conf"
+	"github.com/wgdvpn/wgd/device"
+	"github.com/wgdvpn/wgd/noise"
+)
+
+// confMode is which of wg's three file commands is running.
+type confMode int
+
+const (
+	modeSet  confMode = iota // setconf: the file replaces the device state
+	modeAdd                  // addconf: the file is applied on top
+	modeSync                 // syncconf: like setconf, without disturbing unchanged peers
+)
+
+var confModeNames = [...]string{modeSet: "setconf", modeAdd: "addconf", modeSync: "syncconf"}
+
+// runSetconfMode returns the command function for one of setconf, addconf
+// and syncconf.
+func runSetconfMode(mode confMode) func(*wgEnv, []string) int {
+	return func(e *wgEnv, args []string) int { return runSetconf(e, mode, args) }
+}
+
+// runSetconf is `wg setconf|addconf|syncconf IFACE FILE`.
+func runSetconf(e *wgEnv, mode confMode, args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintf(e.Stderr, "Usage: %s %s <interface> <configuration filename>\n", e.Prog, confModeNames[mode])
+		return 1
+	}
+	data, err := os.ReadFile(args[1])
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "fopen: %s\n", strerror(unwrapPathErr(err)))
+		return 1
+	}
+	c, err := conf.Parse(args[1], data)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "%v\nConfiguration parsing error\n", err)
+		return 1
+	}
+	if line := quickOnlyLine(c); line != "" {
+		fmt.Fprintf(e.Stderr, "Line unrecognized: `%s'\nConfiguration parsing error\n", line)
+		return 1
+	}
+	cfg, err := confToDevice(e, c, mode != modeAdd)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "Configuration parsing error\n")
+		return 1
+	}
+	if mode == modeSync && len(cfg.Peers) > 0 {
+		_, current, err := e.Backend.Get(args[0])
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "Unable to retrieve current interface configuration: %s\n", errnoText(err))
+			return 1
+		}
+		syncDiff(cfg, current)
+	}
+	if err := e.Backend.Set(args[0], cfg); err != nil {
+		fmt.Fprintf(e.Stderr, "Unable to modify interface: %s\n", errnoText(err))
+		return 1
+	}
+	return 0
+}
+
+// quickOnlyLine returns, in wg's "Key=value" form, the first key of c that
+// only wg-quick reads, or "" if there is none. wg setconf refuses such files;
+// `wgd strip` removes those keys.
+func quickOnlyLine(c *conf.Config) string {
+	i := &c.Interface
+	switch {
+	case len(i.Addresses) > 0:
+		return "Address=" + i.Addresses[0].String()
+	case len(i.DNS) > 0:
+		return "DNS=" + i.DNS[0].String()
+	case len(i.DNSSearch) > 0:
+		return "DNS=" + i.DNSSearch[0]
+	case i.MTU != 0:
+		return "MTU=" + strconv.Itoa(i.MTU)
+	case i.Table != "":
+		return "Table=" + i.Table
+	case len(i.PreUp) > 0:
+		return "PreUp=" + i.PreUp[0]
+	case len(i.PostUp) > 0:
+		return "PostUp=" + i.PostUp[0]
+	case len(i.PreDown) > 0:
+		return "PreDown=" + i.PreDown[0]
+	case len(i.PostDown) > 0:
+		return "PostDown=" + i.PostDown[0]
+	case i.SaveConfig:
+		return "SaveConfig=true"
+	}
+	return ""
+}
+
+// confToDevice builds the transaction wg sends for a file. With replace
+// (setconf, syncconf) the device keys are always sent, zero meaning "remove"
+// or "random port", and every peer not in the file goes; without it
+// (addconf) only what the file sets is sent. Each [Peer] replaces its
+// allowed IPs. Endpoint host names are resolved here.
+func confToDevice(e *wgEnv, c *conf.Config, replace bool) (*device.Config, error) {
+	cfg := &device.Config{ReplacePeers: replace}
+	ifc := c.Interface
+	if replace || !ifc.PrivateKey.IsZero() {
+		cfg.PrivateKey = &ifc.PrivateKey
+	}
+	if replace || ifc.ListenPort != 0 {
+		cfg.ListenPort = &ifc.ListenPort
+	}
+	if replace || ifc.FwMark != 0 {
+		cfg.FwMark = &ifc.FwMark
+	}
+	cfg.Peers = make([]device.PeerConfig, 0, len(c.Peers))
+	for i := range c.Peers {
+		p, err := peerToDevice(e, &c.Peers[i])
+		if err != nil {
+			return nil, err
+		}
+		cfg.Peers = append(cfg.Peers, p)
+	}
+	return cfg, nil
+}
+
+// peerToDevice converts one [Peer]. conf cannot tell "PersistentKeepalive
+// = 0" from an absent key, so 0 is sent as "not set", which only matters to
+// addconf on an existing peer.
+func peerToDevice(e *wgEnv, p *conf.Peer) (device.PeerConfig, error) {
+	pc := device.PeerConfig{PublicKey: p.PublicKey, ReplaceAllowedIPs: true}
+	if !p.PresharedKey.IsZero() {
+		psk := p.PresharedKey
+		pc.PresharedKey = &psk
+	}
+	if p.PersistentKeepalive != 0 {
+		ka := p.PersistentKeepalive
+		pc.PersistentKeepalive = &ka
+	}
+	if !p.Endpoint.IsZero() {
+		ap, ok := p.Endpoint.AddrPort()
+		if !ok {
+			var err error
+			if ap, err = resolveEndpoint(e, p.Endpoint.String()); err != nil {
+				return pc, err
+			}
+		}
+		pc.Endpoint = &ap
+	}
+	pc.AllowedIPs = make([]device.AllowedIPChange, len(p.AllowedIPs))
+	for i, a := range p.AllowedIPs {
+		pc.AllowedIPs[i] = device.AllowedIPChange{Prefix: a}
+	}
+	return pc, nil
+}
+
+// syncDiff turns a setconf transaction into wg's syncconf: instead of
+// replacing every peer, remove those that are running but not in the file
+// and, for peers in both, clear a preshared key or keepalive the file no
+// longer sets. Peers that are in the file keep their sessions.
+func syncDiff(cfg *device.Config, current []device.PeerInfo) {
+	if len(cfg.Peers) == 0 || len(current) == 0 {
+		return
+	}
+	cfg.ReplacePeers = false
+	inFile := make(map[noise.PublicKey]int, len(cfg.Peers))
+	for i := range cfg.Peers {
+		inFile[cfg.Peers[i].PublicKey] = i
+	}
+	var removals []device.PeerConfig
+	for i := range current {
+		cur := &current[i]
+		j, ok := inFile[cur.PublicKey]
+		if !ok {
+			removals = append(removals, device.PeerConfig{PublicKey: cur.PublicKey, Remove: true})
+			continue
+		}
+		fp := &cfg.Peers[j]
+		if !cur.PresharedKey.IsZero() && fp.PresharedKey == nil {
+			fp.PresharedKey = new(noise.PresharedKey)
+		}
+		if cur.PersistentKeepalive != 0 && fp.PersistentKeepalive == nil {
+			fp.PersistentKeepalive = new(uint16)
+		}
+	}
+	// wg sends the removals first, in descending key order (it prepends them
+	// while walking the peers sorted by key).
+	slices.SortFunc(removals, func(a, b device.PeerConfig) int {
+		return bytes.Compare(b.PublicKey[:], a.PublicKey[:])
+	})
+	cfg.Peers = append(removals, cfg.Peers...)
+}

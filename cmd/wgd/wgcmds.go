@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/wgdvpn/wgd/device"
+)
+
+// errWgFailed is returned when a wg-compatible command failed without a
+// message of its own (a failed write to stdout).
+var errWgFailed = errors.New("command failed")
+
+// wgBackend is how the wg-compatible commands reach interfaces. The real one
+// speaks UAPI over /var/run/wireguard; tests use an in-memory fake.
+type wgBackend interface {
+	Interfaces() ([]string, error)
+	Get(name string) (device.Info, []device.PeerInfo, error)
+	Set(name string, cfg *device.Config) error
+}
+
+// countersSource is implemented by backends that can report the drop
+// counters of an interface; UAPI cannot yet, so `counters` is null in JSON.
+type countersSource interface {
+	Counters(name string) (*device.CountersSnapshot, error)
+}
+
+// resolver looks up host names for endpoints; *net.Resolver is one.
+type resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// wgEnv is everything a wg-compatible command reads from or writes to the
+// outside world, so that the commands are plain functions under test.
+type wgEnv struct {
+	Prog      string // program name in usage lines
+	Stdout    io.Writer
+	Stderr    io.Writer
+	StdoutTTY bool
+	Getenv    func(string) string
+	Now       func() time.Time
+	Sleep     func(time.Duration) // between endpoint resolution retries
+	Resolver  resolver
+	Backend   wgBackend
+}
+
+// counters returns the drop counters of an interface when the backend has
+// them, else nil.
+func (e *wgEnv) counters(name string) *device.CountersSnapshot {
+	src, ok := e.Backend.(countersSource)
+	if !ok {
+		return nil
+	}
+	c, err := src.Counters(name)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// errnoText turns an error into the strerror(3) text wg would print after
+// "Unable to access interface: ". A missing socket reads "No such device",
+// which is what wg says for an interface that does not exist.
+func errnoText(err error) string {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		return "No such device"
+	}
+	return strerror(err)
+}
+
+// strerror is C's strerror for an errno inside err, else err's own text.
+func strerror(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		s := errno.Error()
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	return err.Error()
+}
+
+// errNoClient is returned until the ipc package's UAPI client lands.
+// TODO(issue 7): replace ipcBackend's bodies with ipc.Dial/Get/Set/
+// Interfaces once they exist.
+var errNoClient = errors.New("the UAPI client is not built yet")
+
+// ipcBackend reaches interfaces over their UAPI sockets, one connection per
+// operation.
+type ipcBackend struct{}
+
+func (ipcBackend) Interfaces() ([]string, error) { return nil, errNoClient }
+
+func (ipcBackend) Get(string) (device.Info, []device.PeerInfo, error) {
+	return device.Info{}, nil, errNoClient
+}
+
+func (ipcBackend) Set(string, *device.Config) error { return errNoClient }
+
+// newWgEnv binds a command to the process: its streams, environment, clock
+// and the UAPI backend.
+func newWgEnv(cmd *cobra.Command) *wgEnv {
+	out := cmd.OutOrStdout()
+	tty := false
+	if f, ok := out.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		tty = err == nil
+	}
+	return &wgEnv{
+		Prog: cmd.Root().Name(), Stdout: out, Stderr: cmd.ErrOrStderr(), StdoutTTY: tty,
+		Getenv: os.Getenv, Now: time.Now, Sleep: time.Sleep,
+		Resolver: net.DefaultResolver, Backend: ipcBackend{},
+	}
+}
+
+// addWgCommands adds the wg(8)-compatible subcommands to root. They parse
+// their own arguments (flag parsing is off) because wg's grammar has words
+// such as "-10.0.0.0/8" that a flag parser would take for options.
+func addWgCommands(root *cobra.Command) {
+	type sub struct {
+		use, short string
+		run        func(*wgEnv, []string) int
+	}
+	subs := []sub{
+		{"show", "Show the current configuration and device information (wg show)", runShow},
+		{"showconf", "Show the current configuration of an interface in config file form (wg showconf)", runShowconf},
+		{"set", "Change the current configuration, add peers, remove peers, or change peers (wg set)", runSet},
+		{"setconf", "Apply a configuration file to an interface, replacing it (wg setconf)", runSetconfMode(modeSet)},
+		{"addconf", "Append a configuration file to an interface (wg addconf)", runSetconfMode(modeAdd)},
+		{"syncconf", "Synchronize an interface with a configuration file, disturbing nothing else (wg syncconf)", runSetconfMode(modeSync)},
+	}
+	for _, s := range subs {
+		run := s.run
+		root.AddCommand(&cobra.Command{
+			Use:                s.use,
+			Short:              s.short,
+			DisableFlagParsing: true,
+			SilenceUsage:       true,
+			SilenceErrors:      true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return runWgCommand(cmd, run, args)
+			},
+		})
+	}
+}
+
+// runWgCommand runs one wg-compatible command. Its stderr is held back: on
+// failure wg's message becomes the returned error, which main prints once
+// (as "wgd: <wg's message>"); on success anything written is passed on.
+func runWgCommand(cmd *cobra.Command, run func(*wgEnv, []string) int, args []string) error {
+	e := newWgEnv(cmd)
+	var msg strings.Builder
+	e.Stderr = &msg
+	if run(e, args) != 0 {
+		if msg.Len() == 0 {
+			return errWgFailed
+		}
+		return errors.New(strings.TrimSuffix(msg.String(), "\n"))
+	}
+	_, err := io.WriteString(cmd.ErrOrStderr(), msg.String())
+	return err
+}
