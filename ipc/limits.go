@@ -1,0 +1,60 @@
+package ipc
+
+import "time"
+
+// Limits bounds what one client can make the daemon read and hold. The
+// defaults accept `wg setconf` of 1,000,000 peers with endpoints and a few
+// allowed IPs each (about 150-400 MB of text in one request), while keeping
+// the memory a single request can pin bounded: lines are never retained, so
+// what a request costs is its parsed peers and allowed IPs.
+type Limits struct {
+	// MaxLineBytes bounds one line including its newline. The longest
+	// valid line is far shorter (an endpoint with a zone, ~100 bytes);
+	// wireguard-go stops at 64 KiB.
+	MaxLineBytes int
+	// MaxRequestBytes bounds one set request.
+	MaxRequestBytes int64
+	// MaxPeers bounds the peer sections of one set request.
+	MaxPeers int
+	// MaxAllowedIPs bounds the allowed_ip lines of one set request (and
+	// of one get reply read by the client).
+	MaxAllowedIPs int
+	// IdleTimeout closes a connection that sends or accepts nothing for
+	// this long, whether it is between operations or in the middle of one.
+	IdleTimeout time.Duration
+	// MaxConns bounds concurrent connections; more are closed at once.
+	MaxConns int
+}
+
+// Default limits; a zero field in Limits means the default.
+const (
+	DefaultMaxLineBytes    = 4096
+	DefaultMaxRequestBytes = 1 << 30
+	DefaultMaxPeers        = 2_000_000
+	DefaultMaxAllowedIPs   = 4_000_000
+	DefaultIdleTimeout     = time.Minute
+	DefaultMaxConns        = 64
+)
+
+// withDefaults fills zero (or negative) fields with the defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxLineBytes <= 0 {
+		l.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if l.MaxPeers <= 0 {
+		l.MaxPeers = DefaultMaxPeers
+	}
+	if l.MaxAllowedIPs <= 0 {
+		l.MaxAllowedIPs = DefaultMaxAllowedIPs
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	return l
+}

@@ -1,0 +1,192 @@
+package ipc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Serve accepts connections and serves dev on each in its own goroutine
+// until ctx is done or Close is called; it then closes the connections,
+// waits for their goroutines and returns nil (or the accept error that
+// stopped it). Serve may be called once. Failed operations are logged to
+// log (nil = slog.Default()).
+func (l *Listener) Serve(ctx context.Context, dev Device, log *slog.Logger) error {
+	l.wg.Add(1)
+	defer l.wg.Done()
+	stop := context.AfterFunc(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	s := &server{l: l, dev: dev, log: log}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	handlers := make(chan struct{}, l.limits.MaxConns)
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			l.closeConns()
+			select {
+			case <-l.done:
+				return nil
+			default:
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("uapi: accept: %w", err)
+		}
+		select {
+		case handlers <- struct{}{}:
+		default:
+			s.log.Warn("uapi: too many connections, closing one", "max", l.limits.MaxConns)
+			c.Close()
+			continue
+		}
+		if !l.track(c) {
+			c.Close()
+			<-handlers
+			continue
+		}
+		l.wg.Add(1)
+		go func() {
+			defer func() { l.untrack(c); <-handlers; l.wg.Done() }()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// track registers c so Close can end it; false once the listener closes.
+func (l *Listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	l.conns[c] = struct{}{}
+	return true
+}
+
+func (l *Listener) untrack(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	c.Close()
+}
+
+func (l *Listener) closeConns() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.Close()
+	}
+}
+
+// server is one Serve call: the device and logger its connections use.
+type server struct {
+	l   *Listener
+	dev Device
+	log *slog.Logger
+}
+
+// serveConn runs operations on one connection until EOF, an invalid
+// operation, a lost request boundary or an idle timeout.
+func (s *server) serveConn(c net.Conn) {
+	l := s.l
+	dc := &deadlineConn{Conn: c, idle: l.limits.IdleTimeout, now: l.now}
+	r := bufio.NewReaderSize(dc, 64<<10)
+	w := bufio.NewWriterSize(dc, 64<<10)
+	for {
+		lr := newLineReader(r, l.limits.MaxLineBytes, int64(l.limits.MaxLineBytes))
+		op, err := lr.next()
+		if err != nil {
+			if !errors.Is(err, ErrTruncated) {
+				s.log.Warn("uapi: reading operation", "err", err)
+			}
+			return
+		}
+		var opErr error
+		switch string(op) {
+		case "get=1":
+			opErr = s.get(r, w)
+		case "set=1":
+			opErr = s.set(r)
+		default:
+			s.log.Warn("uapi: closing connection", "err", ErrInvalidOperation, "op", fmt.Sprintf("%.32q", op))
+			return
+		}
+		if !s.reply(w, opErr) {
+			return
+		}
+	}
+}
+
+// get checks the blank line after get=1 (wireguard-go reads exactly one
+// more byte and answers EINVAL if it is not a newline) and writes the state.
+func (s *server) get(r *bufio.Reader, w *bufio.Writer) error {
+	b, err := r.ReadByte()
+	if err != nil {
+		return &Error{Errno: unix.EPROTO, Err: ErrTruncated, fatal: true}
+	}
+	if b != '\n' {
+		return &Error{Errno: unix.EINVAL, Err: fmt.Errorf("%w: trailing byte %q after get=1", ErrInvalidOperation, b)}
+	}
+	if err := WriteGet(w, s.dev); err != nil {
+		return &Error{Errno: errnoUnknown, Err: err}
+	}
+	return nil
+}
+
+// set parses the whole request, then applies it or nothing.
+func (s *server) set(r *bufio.Reader) error {
+	cfg, err := ParseSet(r, s.l.limits)
+	if err != nil {
+		return err
+	}
+	if err := s.dev.Apply(cfg); err != nil {
+		return &Error{Errno: errnoOf(err), Err: err}
+	}
+	s.log.Debug("uapi: applied set", "peers", len(cfg.Peers))
+	return nil
+}
+
+// reply writes errno=-N and the blank line; it reports whether the
+// connection may carry another operation.
+func (s *server) reply(w *bufio.Writer, opErr error) bool {
+	errno := errnoOf(opErr)
+	if opErr != nil {
+		s.log.Warn("uapi: operation failed", "err", opErr, "errno", int(errno))
+	}
+	fmt.Fprintf(w, "errno=%d\n\n", -int(errno))
+	if err := w.Flush(); err != nil {
+		return false
+	}
+	var e *Error
+	return !errors.As(opErr, &e) || !e.fatal
+}
+
+// deadlineConn pushes the connection's deadline forward on every read and
+// write, so a client is cut off after idle time without progress, not after
+// a fixed total (a 1M-peer setconf may take a while).
+type deadlineConn struct {
+	net.Conn
+	idle time.Duration
+	now  func() time.Time
+}
+
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	d.Conn.SetReadDeadline(d.now().Add(d.idle))
+	return d.Conn.Read(p)
+}
+
+func (d *deadlineConn) Write(p []byte) (int, error) {
+	d.Conn.SetWriteDeadline(d.now().Add(d.idle))
+	return d.Conn.Write(p)
+}

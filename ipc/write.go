@@ -1,0 +1,174 @@
+package ipc
+
+import (
+	"io"
+	"strconv"
+
+	"github.com/wgdvpn/wgd/device"
+)
+
+// Device is what the UAPI server needs from the engine: an all-or-nothing
+// Apply (errors.Is(err, unix.EADDRINUSE) when the port is taken, any other
+// error means an invalid config) and a Visit that reports the device and
+// then every peer in a stable order, the *PeerInfo valid only during the
+// callback.
+type Device interface {
+	Apply(cfg *device.Config) error
+	Visit(dev func(device.Info), peer func(*device.PeerInfo)) error
+}
+
+// WriteGet writes the body of a `get=1` reply (without the errno line)
+// byte for byte as wireguard-go does: private_key, listen_port and fwmark
+// only when non-zero, then per peer public_key, preshared_key (zeros when
+// none), protocol_version=1, endpoint when set, the handshake time,
+// tx_bytes, rx_bytes, persistent_keepalive_interval and the allowed IPs.
+//
+// The reply is built in memory and written once after Visit returns, so a
+// client that reads slowly never holds the device's locks.
+func WriteGet(w io.Writer, dev Device) error {
+	var buf []byte
+	err := dev.Visit(func(info device.Info) {
+		buf = appendInfo(buf, &info)
+	}, func(pi *device.PeerInfo) {
+		buf = appendPeerInfo(buf, pi)
+	})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+func appendInfo(b []byte, info *device.Info) []byte {
+	if !info.PrivateKey.IsZero() {
+		b = appendKey(b, "private_key", info.PrivateKey)
+	}
+	if info.ListenPort != 0 {
+		b = appendUint(b, "listen_port", uint64(info.ListenPort))
+	}
+	if info.FwMark != 0 {
+		b = appendUint(b, "fwmark", uint64(info.FwMark))
+	}
+	return b
+}
+
+func appendPeerInfo(b []byte, pi *device.PeerInfo) []byte {
+	b = appendKey(b, "public_key", pi.PublicKey)
+	b = appendKey(b, "preshared_key", pi.PresharedKey)
+	b = append(b, "protocol_version=1\n"...)
+	if pi.Endpoint.IsValid() {
+		b = append(b, "endpoint="...)
+		b = pi.Endpoint.AppendTo(b)
+		b = append(b, '\n')
+	}
+	var sec, nsec int64
+	if !pi.LastHandshake.IsZero() {
+		ns := pi.LastHandshake.UnixNano()
+		sec, nsec = ns/1e9, ns%1e9
+	}
+	b = appendInt(b, "last_handshake_time_sec", sec)
+	b = appendInt(b, "last_handshake_time_nsec", nsec)
+	b = appendUint(b, "tx_bytes", pi.TxBytes)
+	b = appendUint(b, "rx_bytes", pi.RxBytes)
+	b = appendUint(b, "persistent_keepalive_interval", uint64(pi.PersistentKeepalive))
+	for _, pfx := range pi.AllowedIPs {
+		b = append(b, "allowed_ip="...)
+		b = pfx.AppendTo(b)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// WriteSet writes cfg as the body of a `set=1` request, the terminating
+// blank line included, in the order wg(8) writes: device keys, then per
+// peer public_key, remove or update_only, preshared_key, endpoint,
+// persistent_keepalive_interval, replace_allowed_ips and allowed IPs
+// ("-" prefixed for removal). ParseSet reads it back to an equal Config.
+func WriteSet(w io.Writer, cfg *device.Config) error {
+	var b []byte
+	if cfg.PrivateKey != nil {
+		b = appendKey(b, "private_key", *cfg.PrivateKey)
+	}
+	if cfg.ListenPort != nil {
+		b = appendUint(b, "listen_port", uint64(*cfg.ListenPort))
+	}
+	if cfg.FwMark != nil {
+		b = appendUint(b, "fwmark", uint64(*cfg.FwMark))
+	}
+	if cfg.ReplacePeers {
+		b = append(b, "replace_peers=true\n"...)
+	}
+	for i := range cfg.Peers {
+		b = appendPeerConfig(b, &cfg.Peers[i])
+		if len(b) >= 1<<16 {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+	}
+	b = append(b, '\n')
+	_, err := w.Write(b)
+	return err
+}
+
+func appendPeerConfig(b []byte, pc *device.PeerConfig) []byte {
+	b = appendKey(b, "public_key", pc.PublicKey)
+	if pc.Remove {
+		return append(b, "remove=true\n"...)
+	}
+	if pc.UpdateOnly {
+		b = append(b, "update_only=true\n"...)
+	}
+	if pc.PresharedKey != nil {
+		b = appendKey(b, "preshared_key", *pc.PresharedKey)
+	}
+	if pc.Endpoint != nil {
+		b = append(b, "endpoint="...)
+		b = pc.Endpoint.AppendTo(b)
+		b = append(b, '\n')
+	}
+	if pc.PersistentKeepalive != nil {
+		b = appendUint(b, "persistent_keepalive_interval", uint64(*pc.PersistentKeepalive))
+	}
+	if pc.ReplaceAllowedIPs {
+		b = append(b, "replace_allowed_ips=true\n"...)
+	}
+	for _, a := range pc.AllowedIPs {
+		b = append(b, "allowed_ip="...)
+		if a.Remove {
+			b = append(b, '-')
+		}
+		b = a.Prefix.AppendTo(b)
+		b = append(b, '\n')
+	}
+	if pc.ProtocolVersion != 0 {
+		b = appendInt(b, "protocol_version", int64(pc.ProtocolVersion))
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendKey(b []byte, key string, k [32]byte) []byte {
+	b = append(b, key...)
+	b = append(b, '=')
+	for _, c := range k {
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return append(b, '\n')
+}
+
+func appendUint(b []byte, key string, v uint64) []byte {
+	b = append(b, key...)
+	b = append(b, '=')
+	b = strconv.AppendUint(b, v, 10)
+	return append(b, '\n')
+}
+
+func appendInt(b []byte, key string, v int64) []byte {
+	b = append(b, key...)
+	b = append(b, '=')
+	b = strconv.AppendInt(b, v, 10)
+	return append(b, '\n')
+}
