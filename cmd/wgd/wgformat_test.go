@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/netip"
 	"strings"
@@ -123,4 +124,30 @@ func FuzzParseAllowedIP(f *testing.F) {
 			t.Errorf("parseAllowedIP(%q) = %v", s, p)
 		}
 	})
+}
+
+// TestShowJSON checks the JSON document: keys hidden by default, times in
+// both forms, null counters while no source exists.
+func TestShowJSON(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	d := sampleState(t, "wg0", now)
+	fb := &fakeBackend{names: []string{"wg0"}, devs: map[string]deviceState{"wg0": d}}
+	e, out, errb := newTestEnv(fb, now)
+	if rc := runShow(e, []string{"--json", "wg0"}); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errb)
+	}
+	var got jsonInterface
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	p := got.Peers[1]
+	if got.PrivateKey != "" || !got.HasPrivateKey || got.Counters != nil || p.PresharedKey != "" || !p.HasPresharedKey ||
+		p.LatestHandshakeUnix != 1699996275 || p.LatestHandshake == nil || *p.LatestHandshake != "2023-11-14T21:11:15Z" ||
+		p.Endpoint == nil || *p.Endpoint != "198.18.0.2:51821" || len(p.AllowedIPs) != 3 || got.Peers[0].LatestHandshake != nil {
+		t.Errorf("unexpected JSON: %s", out)
+	}
+	e, out, _ = newTestEnv(fb, now)
+	if rc := runShow(e, []string{"--json"}); rc != 0 || !strings.HasPrefix(out.String(), "[") {
+		t.Errorf("show --json: rc %d, %q", rc, out)
+	}
 }
