@@ -1,0 +1,70 @@
+// Command wgd is a userspace WireGuard daemon and its tools in one binary:
+// the work of wireguard-go (`wgd [-f] IFACE`), of wg (keys, show, set, ...)
+// and of wg-quick (up, down, strip).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// execute runs one command line and returns the process exit code. Errors
+// are printed here, once, as "wgd: ...", the way wg prefixes its program
+// name; cobra's own printing is silenced.
+func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(stderr, "wgd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// newRootCmd builds the command tree. The root itself also runs the daemon
+// in wireguard-go's form, `wgd [-f|--foreground] INTERFACE-NAME`, so that
+// wg-quick can use wgd as WG_QUICK_USERSPACE_IMPLEMENTATION: any first word
+// that is not a subcommand reaches RunE as an interface name.
+func newRootCmd() *cobra.Command {
+	var foreground bool
+	root := &cobra.Command{
+		Use:           "wgd [-f] INTERFACE-NAME",
+		Short:         "A userspace WireGuard daemon with the wg and wg-quick tools built in",
+		Args:          cobra.ArbitraryArgs,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return runDaemon(cmd, args, foreground)
+		},
+	}
+	root.Flags().BoolVarP(&foreground, "foreground", "f", false,
+		"stay in the foreground instead of daemonizing (wireguard-go's -f)")
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newGenkeyCmd(), newPubkeyCmd(), newGenpskCmd(), newStripCmd(), newVersionCmd())
+	addWgCommands(root) // show, showconf, set, setconf, addconf, syncconf
+	return root
+}
+
+// usageArgs rejects any positional argument, the way wg's key commands do,
+// with the command's usage line as the message.
+func usageArgs(cmd *cobra.Command, args []string) error {
+	if len(args) != 0 {
+		return fmt.Errorf("usage: %s", cmd.CommandPath())
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// wgdBin is the wgd binary built once for every test of this package that
+// runs it as a subprocess.
+var wgdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wgd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	wgdBin = filepath.Join(dir, "wgd")
+	build := exec.Command("go", "build", "-o", wgdBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building wgd:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what a finished subprocess left behind.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runTool runs a program with stdin and returns its output and exit code.
+func runTool(t *testing.T, stdin string, prog string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(prog, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", prog, args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func TestNoArgsPrintsUsage(t *testing.T) {
+	r := runTool(t, "", wgdBin)
+	if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "genkey") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	a := runTool(t, "", wgdBin, "version")
+	b := runTool(t, "", wgdBin, "--version")
+	if a.code != 0 || b.code != 0 || a.stdout != b.stdout || !strings.HasPrefix(a.stdout, "wgd dev (go") {
+		t.Fatalf("version %+v, --version %+v", a, b)
+	}
+}
+
+func TestUnknownFlagFails(t *testing.T) {
+	r := runTool(t, "", wgdBin, "genkey", "--bogus")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "wgd: unknown flag: --bogus") {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/wgdvpn/wgd/conf"
+)
+
+// stripFile has wg-quick keys, comments and odd spacing; its endpoints
+// include a host name, which strip must keep unresolved.
+const stripFile = `# test config
+[Interface]
+PrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=
+Address = 198.18.0.1/24, fd00::1/64
+ListenPort = 51820   # port
+DNS = 198.18.0.53, example.com
+MTU = 1420
+Table = off
+PostUp = echo up %i
+PreDown = echo down %i
+SaveConfig = false
+fwmark = 0x10
+
+[Peer]
+PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+AllowedIPs = 198.18.0.2/32,fd00::2/128
+Endpoint = [fd00::9]:51821
+PersistentKeepalive = 25
+
+[Peer]
+PublicKey = TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
+Endpoint = vpn.example.com:51820
+`
+
+const stripWant = `[Interface]
+PrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=
+ListenPort = 51820
+FwMark = 0x10
+
+[Peer]
+PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+AllowedIPs = 198.18.0.2/32, fd00::2/128
+Endpoint = [fd00::9]:51821
+PersistentKeepalive = 25
+
+[Peer]
+PublicKey = TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
+Endpoint = vpn.example.com:51820
+`
+
+func writeConf(t *testing.T, name, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestStrip(t *testing.T) {
+	path := writeConf(t, "wgt0.conf", stripFile)
+	r := runTool(t, "", wgdBin, "strip", path)
+	if r.code != 0 || r.stderr != "" || r.stdout != stripWant {
+		t.Fatalf("%+v\nwant:\n%s", r, stripWant)
+	}
+}
+
+// TestStripMatchesWgQuick compares with `wg-quick strip`, which keeps the
+// original lines and comments: the two outputs must mean the same to wg.
+func TestStripMatchesWgQuick(t *testing.T) {
+	wgQuick, err := exec.LookPath("wg-quick")
+	if err != nil {
+		t.Skip("wg-quick is not installed: nothing to compare with")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: wg-quick re-executes itself with sudo otherwise")
+	}
+	path := writeConf(t, "wgt0.conf", stripFile)
+	want := runTool(t, "", wgQuick, "strip", path)
+	got := runTool(t, "", wgdBin, "strip", path)
+	if want.code != 0 || got.code != 0 {
+		t.Fatalf("wg-quick %+v\nwgd %+v", want, got)
+	}
+	wantConf, err := conf.Parse("wg-quick", []byte(want.stdout))
+	if err != nil {
+		t.Fatalf("wg-quick strip output: %v\n%s", err, want.stdout)
+	}
+	gotConf, err := conf.Parse("wgd", []byte(got.stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotConf, wantConf) {
+		t.Fatalf("wg-quick:\n%s\nwgd:\n%s", want.stdout, got.stdout)
+	}
+}
+
+func TestStripMalformed(t *testing.T) {
+	path := writeConf(t, "wgt1.conf", "[Interface]\nListenPort = 1\n[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = 10.0.0.300/32\n")
+	r := runTool(t, "", wgdBin, "strip", path)
+	want := "wgd: " + path + `:5: AllowedIPs: "10.0.0.300/32" is not an IP prefix` + "\n"
+	if r.code != 1 || r.stdout != "" || r.stderr != want {
+		t.Fatalf("%+v\nwant %q", r, want)
+	}
+	r = runTool(t, "", wgdBin, "strip", filepath.Join(t.TempDir(), "missing.conf"))
+	if r.code != 1 || r.stderr == "" {
+		t.Fatalf("missing file: %+v", r)
+	}
+}
+
+func TestConfigPath(t *testing.T) {
+	tests := map[string]string{
+		"wg0":              "/etc/wireguard/wg0.conf",
+		"a_b=c+d.e-f":      "/etc/wireguard/a_b=c+d.e-f.conf",
+		"wg0.conf":         "wg0.conf",
+		"./wg0":            "./wg0",
+		"/tmp/x/wg0.conf":  "/tmp/x/wg0.conf",
+		"sixteen-chars-xx": "sixteen-chars-xx",
+	}
+	for arg, want := range tests {
+		if got := configPath(arg, "/etc/wireguard"); got != want {
+			t.Errorf("configPath(%q) = %q, want %q", arg, got, want)
+		}
+	}
+}
