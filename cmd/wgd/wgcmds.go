@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wgdvpn/wgd/device"
+	"github.com/wgdvpn/wgd/ipc"
 )
 
 // errWgFailed is returned when a wg-compatible command failed without a
@@ -93,22 +94,29 @@ func strerror(err error) string {
 	return err.Error()
 }
 
-// errNoClient is returned until the ipc package's UAPI client lands.
-// TODO(issue 7): replace ipcBackend's bodies with ipc.Dial/Get/Set/
-// Interfaces once they exist.
-var errNoClient = errors.New("the UAPI client is not built yet")
-
 // ipcBackend reaches interfaces over their UAPI sockets, one connection per
 // operation.
 type ipcBackend struct{}
 
-func (ipcBackend) Interfaces() ([]string, error) { return nil, errNoClient }
+func (ipcBackend) Interfaces() ([]string, error) { return ipc.Interfaces() }
 
-func (ipcBackend) Get(string) (device.Info, []device.PeerInfo, error) {
-	return device.Info{}, nil, errNoClient
+func (ipcBackend) Get(name string) (device.Info, []device.PeerInfo, error) {
+	c, err := ipc.Dial(name)
+	if err != nil {
+		return device.Info{}, nil, err
+	}
+	defer c.Close()
+	return c.Get()
 }
 
-func (ipcBackend) Set(string, *device.Config) error { return errNoClient }
+func (ipcBackend) Set(name string, cfg *device.Config) error {
+	c, err := ipc.Dial(name)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Set(cfg)
+}
 
 // newWgEnv binds a command to the process: its streams, environment, clock
 // and the UAPI backend.
