@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +54,7 @@ type Listener struct {
 
 	watch   *os.File // inotify on the directory
 	removed chan struct{}
+	gone    atomic.Bool   // the watcher saw our file unlinked or replaced
 	done    chan struct{} // closed by Close
 	once    sync.Once
 	wg      sync.WaitGroup // the watcher and every Serve goroutine
@@ -151,7 +153,7 @@ func (l *Listener) Close() error {
 		l.watch.Close()
 		l.closeConns()
 		l.wg.Wait()
-		if l.isOurs() {
+		if !l.gone.Load() && l.isOurs() {
 			if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 				err = rerr
 			}

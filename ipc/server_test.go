@@ -1,0 +1,362 @@
+package ipc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wgdvpn/wgd/device"
+)
+
+type testServer struct {
+	l    *Listener
+	dev  *fakeDevice
+	dir  string
+	done chan error
+}
+
+func startServer(t *testing.T, lim Limits) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := ListenConfig{Dir: dir, Limits: lim}.Listen("wgdt0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{l: l, dev: newFakeDevice(), dir: dir, done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { s.done <- l.Serve(context.Background(), s.dev, log) }()
+	t.Cleanup(func() { l.Close() })
+	return s
+}
+
+// roundTrip sends req on c and reads one reply through its blank line
+// after the errno line.
+func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, req string) string {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		out.WriteString(line)
+		if err != nil {
+			t.Fatalf("reading reply: %v (so far %q)", err, out.String())
+		}
+		if strings.HasPrefix(line, "errno=") {
+			blank, err := r.ReadString('\n')
+			if err != nil || blank != "\n" {
+				t.Fatalf("no blank line after errno: %q %v", blank, err)
+			}
+			return out.String()
+		}
+	}
+}
+
+func (s *testServer) dial(t *testing.T) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("unix", s.l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+func (s *testServer) dump(t *testing.T) string {
+	var buf bytes.Buffer
+	if err := WriteGet(&buf, s.dev); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func TestServerSeveralOperationsPerConnection(t *testing.T) {
+	s := startServer(t, Limits{})
+	c, r := s.dial(t)
+	if got := roundTrip(t, c, r, "set=1\nlisten_port=51820\npublic_key="+hexB+"\nallowed_ip=198.18.0.0/16\n\n"); got != "errno=0\n" {
+		t.Fatalf("set: %q", got)
+	}
+	got := roundTrip(t, c, r, "get=1\n\n")
+	if !strings.HasPrefix(got, "listen_port=51820\npublic_key="+hexB+"\n") || !strings.HasSuffix(got, "allowed_ip=198.18.0.0/16\nerrno=0\n") {
+		t.Fatalf("get: %q", got)
+	}
+	if got := roundTrip(t, c, r, "get=1\nX"); got != "errno=-22\n" {
+		t.Fatalf("get with trailing byte: %q", got)
+	}
+	s.dev.busyPort = 4000
+	if got := roundTrip(t, c, r, "set=1\nlisten_port=4000\n\n"); got != "errno=-98\n" {
+		t.Fatalf("busy port: %q", got)
+	}
+}
+
+// TestServerBadLineChangesNothing: one bad line in the middle of a set
+// leaves the device exactly as it was, and the connection usable.
+func TestServerBadLineChangesNothing(t *testing.T) {
+	s := startServer(t, Limits{})
+	c, r := s.dial(t)
+	roundTrip(t, c, r, "set=1\nlisten_port=1\npublic_key="+hexA+"\nallowed_ip=10.0.0.0/8\n\n")
+	before, applies := s.dump(t), s.dev.applies
+	bad := "set=1\nreplace_peers=true\nlisten_port=2\npublic_key=" + hexB + "\nallowed_ip=10.0.0.0/8\nendpoint=nonsense\nallowed_ip=10.1.0.0/16\n\n"
+	if got := roundTrip(t, c, r, bad); got != "errno=-22\n" {
+		t.Fatalf("bad set: %q", got)
+	}
+	if after := s.dump(t); after != before || s.dev.applies != applies {
+		t.Fatalf("device changed:\n%s\nwas\n%s", after, before)
+	}
+	if got := roundTrip(t, c, r, "set=1\nfwmark=3\n\n"); got != "errno=0\n" {
+		t.Fatalf("next set on the same connection: %q", got)
+	}
+}
+
+func TestServerInvalidOperationCloses(t *testing.T) {
+	s := startServer(t, Limits{})
+	c, r := s.dial(t)
+	io.WriteString(c, "hello=1\n")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+}
+
+// TestServerDisconnectMidRequest: a client that goes away in the middle of
+// a set changes nothing.
+func TestServerDisconnectMidRequest(t *testing.T) {
+	s := startServer(t, Limits{})
+	c, _ := s.dial(t)
+	io.WriteString(c, "set=1\nlisten_port=9\npublic_key="+hexA+"\n")
+	c.Close()
+	c2, r2 := s.dial(t)
+	if got := roundTrip(t, c2, r2, "get=1\n\n"); got != "errno=0\n" {
+		t.Fatalf("device changed: %q", got)
+	}
+}
+
+// TestServerSlowClientDoesNotBlockOthers: a client that stalls mid-request
+// or sends nothing neither blocks other clients nor lives past the idle
+// timeout.
+func TestServerSlowClientDoesNotBlockOthers(t *testing.T) {
+	s := startServer(t, Limits{IdleTimeout: 300 * time.Millisecond})
+	silent, sr := s.dial(t)
+	stalled, tr := s.dial(t)
+	io.WriteString(stalled, "set=1\nlisten_port=7\n")
+	c, r := s.dial(t)
+	start := time.Now()
+	if got := roundTrip(t, c, r, "set=1\nlisten_port=8\n\n"); got != "errno=0\n" {
+		t.Fatalf("%q", got)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("other client waited %v", d)
+	}
+	silent.SetDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(sr); err != nil || len(b) != 0 {
+		t.Errorf("silent connection: want EOF, got %q %v", b, err)
+	}
+	stalled.SetDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(tr); err != nil || string(b) != "errno=-5\n\n" {
+		t.Errorf("stalled connection: want errno=-5 then EOF, got %q %v", b, err)
+	}
+	c, r = s.dial(t)
+	if got := roundTrip(t, c, r, "get=1\n\n"); got != "listen_port=8\nerrno=0\n" {
+		t.Errorf("stalled set leaked into the device: %q", got)
+	}
+}
+
+// TestServerOversize: an over-long line is answered EIO with nothing
+// changed; a request over its byte bound is answered EMSGSIZE and closed,
+// without the daemon buffering it.
+func TestServerOversize(t *testing.T) {
+	s := startServer(t, Limits{MaxRequestBytes: 1 << 20})
+	c, r := s.dial(t)
+	if got := roundTrip(t, c, r, "set=1\nlisten_port=1"+strings.Repeat("0", 100000)+"\n\n"); got != "errno=-5\n" {
+		t.Fatalf("long line: %q", got)
+	}
+	if got := roundTrip(t, c, r, "get=1\n\n"); got != "errno=0\n" {
+		t.Fatalf("device changed: %q", got)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapInuse
+	go func() {
+		io.WriteString(c, "set=1\n")
+		line := []byte("public_key=" + hexA + "\n")
+		for range (2 << 20) / len(line) {
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	got, _ := io.ReadAll(r)
+	if string(got) != "errno=-90\n\n" {
+		t.Fatalf("too large: %q", got)
+	}
+	runtime.ReadMemStats(&ms)
+	if grow := int64(ms.HeapInuse) - int64(before); grow > 4<<20 {
+		t.Errorf("heap grew by %d bytes", grow)
+	}
+	if out := s.dump(t); out != "" {
+		t.Errorf("device changed: %q", out)
+	}
+}
+
+func TestServerTooManyConnections(t *testing.T) {
+	s := startServer(t, Limits{MaxConns: 2})
+	s.dial(t)
+	s.dial(t)
+	time.Sleep(50 * time.Millisecond) // let Serve take both
+	c, r := s.dial(t)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("third connection: want EOF, got %v", err)
+	}
+}
+
+func TestListenSocketModeAndStale(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "wireguard")
+	l, err := ListenConfig{Dir: dir}.Listen("wgdt1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(l.Path())
+	if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o700 {
+		t.Errorf("socket mode %v, want srwx------", st.Mode())
+	}
+	if dst, _ := os.Stat(dir); dst.Mode().Perm() != 0o755 {
+		t.Errorf("dir mode %v", dst.Mode())
+	}
+	if _, err := (ListenConfig{Dir: dir}).Listen("wgdt1"); !errors.Is(err, ErrInUse) {
+		t.Errorf("second daemon: %v, want ErrInUse", err)
+	}
+	// Make the socket stale: a bound socket file nobody accepts on.
+	l.ln.SetUnlinkOnClose(false)
+	l.ln.Close()
+	l2, err := ListenConfig{Dir: dir}.Listen("wgdt1")
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	select {
+	case <-l.Removed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("replacement not reported by Removed")
+	}
+	l.Close() // must not unlink l2's socket
+	if _, err := os.Stat(l2.Path()); err != nil {
+		t.Fatalf("Close of the old listener removed the new socket: %v", err)
+	}
+	l2.Close()
+	if _, err := os.Stat(l2.Path()); !os.IsNotExist(err) {
+		t.Errorf("socket not removed on Close: %v", err)
+	}
+	for _, bad := range []string{"", "a/b", "..", strings.Repeat("x", 16)} {
+		if _, err := (ListenConfig{Dir: dir}).Listen(bad); !errors.Is(err, ErrBadName) {
+			t.Errorf("name %q: %v", bad, err)
+		}
+	}
+}
+
+func TestRemovedWhenUnlinked(t *testing.T) {
+	s := startServer(t, Limits{})
+	select {
+	case <-s.l.Removed():
+		t.Fatal("Removed closed early")
+	case <-time.After(50 * time.Millisecond):
+	}
+	os.WriteFile(filepath.Join(s.dir, "other.sock"), nil, 0o600) // unrelated churn
+	if err := os.Remove(s.l.Path()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.l.Removed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Removed not closed after unlink")
+	}
+}
+
+// TestCloseLeavesNoGoroutines: Close ends Serve, open connections and the
+// watcher.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	base := runtime.NumGoroutine()
+	s := startServer(t, Limits{})
+	c, r := s.dial(t)
+	roundTrip(t, c, r, "get=1\n\n")
+	s.dial(t)
+	if err := s.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines, was %d:\n%s", n, base, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestServeStopsOnContext(t *testing.T) {
+	l, err := ListenConfig{Dir: t.TempDir()}.Listen("wgdt2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(ctx, newFakeDevice(), nil) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}
+
+func TestClientAgainstServer(t *testing.T) {
+	s := startServer(t, Limits{})
+	cl, err := DialPath(s.l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg, err := parseString(t, "listen_port=51820\npublic_key="+hexB+"\nendpoint=198.18.0.2:1\nallowed_ip=198.18.2.0/24\n\n", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Set(cfg); err != nil {
+		t.Fatal(err)
+	}
+	info, peers, err := cl.Get()
+	if err != nil || info.ListenPort != 51820 || len(peers) != 1 || peers[0].Endpoint.String() != "198.18.0.2:1" ||
+		len(peers[0].AllowedIPs) != 1 || peers[0].AllowedIPs[0].String() != "198.18.2.0/24" {
+		t.Fatalf("Get: %+v %+v %v", info, peers, err)
+	}
+	s.dev.busyPort = 7
+	err = cl.Set(&device.Config{ListenPort: ptr(uint16(7))})
+	var e *Error
+	if !errors.As(err, &e) || e.Errno != unix.EADDRINUSE {
+		t.Fatalf("busy port: %v", err)
+	}
+	names, err := InterfacesIn(s.dir)
+	if err != nil || len(names) != 1 || names[0] != "wgdt0" {
+		t.Fatalf("InterfacesIn: %v %v", names, err)
+	}
+}
