@@ -199,6 +199,14 @@ func (d *Device) Close() error {
 // MTU is the TUN MTU the device pads and sizes buffers for.
 func (d *Device) MTU() int { return int(d.mtu.Load()) }
 
+// SetMTU records a new TUN MTU (the link's MTU changed): new packets are
+// padded for it.
+func (d *Device) SetMTU(mtu int) {
+	if mtu > 0 {
+		d.mtu.Store(int32(mtu))
+	}
+}
+
 // Counters returns a snapshot of the device's drop and traffic counters.
 func (d *Device) Counters() CountersSnapshot { return d.counters.snapshot() }
 
