@@ -159,3 +159,17 @@ func (d *fakeDevice) setStats(k noise.PublicKey, f func(*device.PeerInfo)) {
 		f(p)
 	}
 }
+
+// setBusyPort makes Apply of port fail as a port in use would.
+func (d *fakeDevice) setBusyPort(port uint16) {
+	d.mu.Lock()
+	d.busyPort = port
+	d.mu.Unlock()
+}
+
+// appliedCount is how many transactions Apply accepted.
+func (d *fakeDevice) appliedCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applies
+}

@@ -97,7 +97,7 @@ func TestServerSeveralOperationsPerConnection(t *testing.T) {
 	if got := roundTrip(t, c, r, "get=1\nX"); got != "errno=-22\n" {
 		t.Fatalf("get with trailing byte: %q", got)
 	}
-	s.dev.busyPort = 4000
+	s.dev.setBusyPort(4000)
 	if got := roundTrip(t, c, r, "set=1\nlisten_port=4000\n\n"); got != "errno=-98\n" {
 		t.Fatalf("busy port: %q", got)
 	}
@@ -109,12 +109,12 @@ func TestServerBadLineChangesNothing(t *testing.T) {
 	s := startServer(t, Limits{})
 	c, r := s.dial(t)
 	roundTrip(t, c, r, "set=1\nlisten_port=1\npublic_key="+hexA+"\nallowed_ip=10.0.0.0/8\n\n")
-	before, applies := s.dump(t), s.dev.applies
+	before, applies := s.dump(t), s.dev.appliedCount()
 	bad := "set=1\nreplace_peers=true\nlisten_port=2\npublic_key=" + hexB + "\nallowed_ip=10.0.0.0/8\nendpoint=nonsense\nallowed_ip=10.1.0.0/16\n\n"
 	if got := roundTrip(t, c, r, bad); got != "errno=-22\n" {
 		t.Fatalf("bad set: %q", got)
 	}
-	if after := s.dump(t); after != before || s.dev.applies != applies {
+	if after := s.dump(t); after != before || s.dev.appliedCount() != applies {
 		t.Fatalf("device changed:\n%s\nwas\n%s", after, before)
 	}
 	if got := roundTrip(t, c, r, "set=1\nfwmark=3\n\n"); got != "errno=0\n" {
@@ -349,7 +349,7 @@ func TestClientAgainstServer(t *testing.T) {
 		len(peers[0].AllowedIPs) != 1 || peers[0].AllowedIPs[0].String() != "198.18.2.0/24" {
 		t.Fatalf("Get: %+v %+v %v", info, peers, err)
 	}
-	s.dev.busyPort = 7
+	s.dev.setBusyPort(7)
 	err = cl.Set(&device.Config{ListenPort: ptr(uint16(7))})
 	var e *Error
 	if !errors.As(err, &e) || e.Errno != unix.EADDRINUSE {
