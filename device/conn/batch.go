@@ -9,13 +9,17 @@ import (
 // batch is the kernel-facing scratch for one recvmmsg or sendmmsg call:
 // headers, iovecs, socket addresses and control buffers, allocated once
 // with the Bind so that Read and Write do not allocate. hdrs[i] points at
-// iovs[i], names[i] and ctrl[i] for good (set up in init); only lengths and
-// the iovec base (the caller's buffer, borrowed for one call) change.
+// names[i] and ctrl[i] for good (set up in init). On receive hdrs[i] also
+// points at iovs[i]; on send a header may gather several iovecs (a UDP GSO
+// datagram, see prepGroup), and segs[i] says how many caller messages
+// header i carries. Only lengths and iovec bases (the caller's buffers,
+// borrowed for one call) change.
 type batch struct {
 	hdrs  [MaxBatch]mmsghdr
 	iovs  [MaxBatch]unix.Iovec
 	names [MaxBatch][sizeofSockaddr6]byte
 	ctrl  [MaxBatch][ctrlSize]byte
+	segs  [MaxBatch]int
 }
 
 func (b *batch) init() {
@@ -48,36 +52,18 @@ func (b *batch) prepRecv(i int, buf []byte) {
 	b.hdrs[i].len = 0
 }
 
-// prepSend readies slot i to send m; false if the destination is invalid.
-func (b *batch) prepSend(i int, m *Message) bool {
-	h := &b.hdrs[i].hdr
-	nl := encodeSockaddr(b.names[i][:], m.Ep.Dst, uint32(m.Ep.Ifindex))
-	if nl == 0 || m.Ep.Dst.Port() == 0 {
-		return false
-	}
-	h.Namelen = uint32(nl)
-	cl := encodeSource(b.ctrl[i][:], m.Ep.Dst.Addr(), m.Ep.Src, m.Ep.Ifindex)
-	if cl == 0 {
-		h.Control = nil
-	} else {
-		h.Control = &b.ctrl[i][0]
-	}
-	h.SetControllen(cl)
-	h.Flags = 0
-	b.setBuf(i, m.Buf)
-	return true
-}
-
-// result fills m from slot i after a receive.
-func (b *batch) result(i int, m *Message) {
+// result fills m from slot i after a receive and returns the UDP_GRO
+// segment size the kernel reported (0 for a plain datagram).
+func (b *batch) result(i int, m *Message) int {
 	h := &b.hdrs[i].hdr
 	m.N = int(b.hdrs[i].len)
 	if h.Flags&unix.MSG_TRUNC != 0 {
 		m.N = 0
 	}
 	dst, _ := decodeSockaddr(b.names[i][:min(int(h.Namelen), sizeofSockaddr6)])
-	src, ifindex := parseControl(b.ctrl[i][:min(int(h.Controllen), ctrlSize)])
+	src, ifindex, gro := parseControl(b.ctrl[i][:min(int(h.Controllen), ctrlSize)])
 	m.Ep = Endpoint{Dst: dst, Src: src, Ifindex: ifindex}
+	return gro
 }
 
 // release drops the borrowed buffers of slots [0, n) so the batch does not

@@ -8,20 +8,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Read receives up to len(msgs) datagrams (at most MaxBatch) from fd with
-// one recvmmsg(2), without blocking. It returns 0 and ErrWouldBlock when
-// nothing is queued. Each msgs[i].Buf is borrowed for the call only.
+// Read receives up to len(msgs) datagrams (at most MaxBatch) from fd
+// without blocking. It returns 0 and ErrWouldBlock when nothing is queued.
+// Each msgs[i].Buf is borrowed for the call only. With UDP GRO on, a
+// coalesced datagram comes back split into consecutive messages with the
+// same Ep, each with its own Buf; segments that do not fit are kept and
+// returned first by the next Read on fd, so poll fd again after a Read
+// that filled msgs. Without GRO one recvmmsg(2) reads the whole batch.
 func (b *Bind) Read(fd int, msgs []Message) (int, error) {
-	if fd < 0 || (int32(fd) != b.fd4.Load() && int32(fd) != b.fd6.Load()) {
-		if b.fd4.Load() < 0 {
-			return 0, ErrClosed
-		}
+	var o *offload
+	switch {
+	case fd >= 0 && int32(fd) == b.fd4.Load():
+		o = &b.off4
+	case fd >= 0 && int32(fd) == b.fd6.Load():
+		o = &b.off6
+	case b.fd4.Load() < 0:
+		return 0, ErrClosed
+	default:
 		return 0, ErrBadFd
 	}
-	k := min(len(msgs), MaxBatch)
-	if k == 0 {
+	msgs = msgs[:min(len(msgs), MaxBatch)]
+	if len(msgs) == 0 {
 		return 0, nil
 	}
+	if o.carry != nil {
+		return b.readGRO(fd, o.carry, msgs)
+	}
+	k := len(msgs)
 	for i := 0; i < k; i++ {
 		b.rx.prepRecv(i, msgs[i].Buf)
 	}
@@ -31,10 +44,7 @@ func (b *Bind) Read(fd int, msgs []Message) (int, error) {
 	}
 	b.rx.release(k)
 	if errno != 0 {
-		if errno == unix.EAGAIN {
-			return 0, ErrWouldBlock
-		}
-		return 0, fmt.Errorf("conn: recvmmsg: %w", errno)
+		return 0, recvError(0, errno)
 	}
 	for i := 0; i < n; i++ {
 		b.rx.result(i, &msgs[i])
@@ -44,18 +54,24 @@ func (b *Bind) Read(fd int, msgs []Message) (int, error) {
 
 // Write sends msgs with sendmmsg(2), one call per run of consecutive
 // datagrams of one address family (at most MaxBatch each), and returns how
-// many it consumed. When a socket buffer is full it stops: n < len(msgs)
-// and errors.Is(err, ErrWouldBlock). A datagram with Ep.Src set that fails
-// because that source is gone gets Ep.Src and Ep.Ifindex cleared and is
-// retried once without them; the caller sees the cleared Src and drops its
-// stickiness. A datagram that fails for any other reason (no route,
-// firewall, invalid endpoint) is dropped and counted in n, and the first
-// such error is returned, so one bad peer cannot stall the batch.
+// many it consumed. With UDP GSO on, consecutive datagrams to the same
+// endpoint with equal sizes (the last may be shorter) leave as one GSO
+// datagram gathered from their buffers, which the kernel cuts back into
+// the same datagrams on the wire. When a socket buffer is full it stops:
+// n < len(msgs) and errors.Is(err, ErrWouldBlock). A datagram with Ep.Src
+// set that fails because that source is gone gets Ep.Src and Ep.Ifindex
+// cleared and is retried once without them; the caller sees the cleared
+// Src and drops its stickiness. A datagram that fails for any other reason
+// (no route, firewall, invalid endpoint) is dropped and counted in n, and
+// the first such error is returned, so one bad peer cannot stall the
+// batch. A route that refuses GSO turns it off for the socket (logged
+// once) and the datagrams are resent without it.
 func (b *Bind) Write(msgs []Message) (int, error) {
 	if b.fd4.Load() < 0 {
 		return 0, ErrClosed
 	}
 	var dropped error
+	suspect := false
 	i := 0
 	for i < len(msgs) {
 		fam := family(msgs[i].Ep.Dst)
@@ -65,34 +81,75 @@ func (b *Bind) Write(msgs []Message) (int, error) {
 			i++
 			continue
 		}
-		k := 0
-		for k < MaxBatch && i+k < len(msgs) && family(msgs[i+k].Ep.Dst) == fam {
-			if !b.tx.prepSend(k, &msgs[i+k]) {
-				break
-			}
-			k++
-		}
-		if k == 0 {
+		j, used := b.prepRun(msgs[i:], fam, b.offFor(fam).gso.Load() && !suspect)
+		if j == 0 {
 			dropped = firstErr(dropped, fmt.Errorf("conn: message %d: %w", i, ErrBadEndpoint))
 			i++
 			continue
 		}
-		n, errno := sendmmsg(fd, &b.tx.hdrs[0], k, unix.MSG_DONTWAIT)
-		b.tx.release(k)
-		switch {
-		case n > 0:
-			i += n
-		case errno == unix.EINTR:
-		case errno == unix.EAGAIN:
+		n, errno := sendmmsg(fd, &b.tx.hdrs[0], j, unix.MSG_DONTWAIT)
+		b.tx.release(used)
+		wasSuspect := suspect
+		suspect = false
+		if n > 0 {
+			if wasSuspect {
+				b.disableGSO(fam, unix.EINVAL)
+			}
+			i += b.tx.consumed(n)
+			continue
+		}
+		if errno == unix.EAGAIN {
 			return i, joinWouldBlock(dropped)
-		case msgs[i].Ep.Src.IsValid() && sourceGone(errno):
-			msgs[i].Ep.Src, msgs[i].Ep.Ifindex = netip.Addr{}, 0
-		default:
+		}
+		var skip int
+		skip, suspect = b.sendFailed(msgs[i:i+b.tx.segs[0]], fam, errno)
+		suspect = suspect || (wasSuspect && errno == unix.EINTR)
+		if skip > 0 {
 			dropped = firstErr(dropped, fmt.Errorf("conn: sendmmsg message %d: %w", i, errno))
-			i++
+			i += skip
 		}
 	}
 	return i, dropped
+}
+
+// prepRun prepares the headers for one sendmmsg: the messages from the
+// start of msgs that share family fam, grouped into GSO datagrams when gso
+// is set. It returns the headers and the messages (iovecs) they use.
+func (b *Bind) prepRun(msgs []Message, fam int, gso bool) (hdrs, used int) {
+	for used < MaxBatch && used < len(msgs) && family(msgs[used].Ep.Dst) == fam {
+		c := b.tx.prepGroup(hdrs, used, msgs[used:], gso, MaxBatch-used)
+		if c == 0 {
+			break
+		}
+		hdrs++
+		used += c
+	}
+	return hdrs, used
+}
+
+// sendFailed decides what to do with the first header of a sendmmsg that
+// sent nothing; group is the caller's messages in it. It returns how many
+// messages to drop (0: retry them) and whether to retry without GSO to see
+// if GSO was at fault.
+func (b *Bind) sendFailed(group []Message, fam int, errno unix.Errno) (skip int, suspect bool) {
+	if errno == unix.EINTR {
+		return 0, false
+	}
+	if len(group) > 1 {
+		definite, maybe := gsoFault(errno)
+		if definite {
+			b.disableGSO(fam, errno)
+			return 0, false
+		}
+		if maybe {
+			return 0, true
+		}
+	}
+	if group[0].Ep.Src.IsValid() && sourceGone(errno) {
+		clearSource(group)
+		return 0, false
+	}
+	return len(group), false
 }
 
 // Send sends one datagram without blocking (a full buffer drops it and

@@ -66,10 +66,16 @@ func inNetns(t *testing.T, ns string, fn func()) {
 // TestE2EWriteWouldBlock fills a small send buffer behind a slow qdisc:
 // datagrams wait in a tbf queue on a veth whose only neighbour is a static
 // fake entry, so the socket's send buffer stays charged until Write gets
-// EAGAIN. Nothing leaves the namespace.
+// EAGAIN. Nothing leaves the namespace. With GSO one datagram carries 64
+// messages, so the GSO case writes more of them.
 func TestE2EWriteWouldBlock(t *testing.T) {
 	needRoot(t)
-	ns := fmt.Sprintf("wgdconn-%d", os.Getpid())
+	t.Run("plain", func(t *testing.T) { testWriteWouldBlock(t, Options{NoGSO: true}, 64) })
+	t.Run("gso", func(t *testing.T) { testWriteWouldBlock(t, Options{}, 4*maxSegments) })
+}
+
+func testWriteWouldBlock(t *testing.T, opts Options, count int) {
+	ns := fmt.Sprintf("wgdconn-%d-%d", os.Getpid(), count)
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	run(t, "ip", "-n", ns, "link", "add", "wgdc0", "type", "veth", "peer", "name", "wgdc1")
@@ -82,7 +88,7 @@ func TestE2EWriteWouldBlock(t *testing.T) {
 	var a *Bind
 	inNetns(t, ns, func() {
 		var err error
-		a, err = Open(0, 0)
+		a, err = OpenWith(0, 0, opts)
 		if err != nil {
 			t.Error(err)
 		}
@@ -95,13 +101,16 @@ func TestE2EWriteWouldBlock(t *testing.T) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
 		t.Fatal(err)
 	}
-	msgs := make([]Message, 64)
+	msgs := make([]Message, count)
 	for i := range msgs {
 		msgs[i] = Message{Buf: make([]byte, 1000), Ep: Endpoint{Dst: netip.MustParseAddrPort("198.18.1.9:51820")}}
 	}
 	n, err := a.Write(msgs)
 	if !errors.Is(err, ErrWouldBlock) || n == 0 || n >= len(msgs) {
 		t.Fatalf("Write = %d, %v; want a partial count and ErrWouldBlock", n, err)
+	}
+	if gso, _ := a.Offloads(); gso != !opts.NoGSO {
+		t.Fatalf("GSO on = %v after a partial write", gso)
 	}
 	t.Logf("send buffer full after %d of %d datagrams", n, len(msgs))
 	ep := msgs[0].Ep

@@ -3,6 +3,7 @@ package conn
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -29,6 +30,9 @@ type Bind struct {
 	rx batch // Read's scratch, owned by the loop goroutine
 	tx batch // Write's scratch, owned by the loop goroutine
 
+	off4, off6 offload // per-socket offload state, see offload
+	log        *slog.Logger
+
 	// sendMu guards one (Send's scratch) and closed, and orders Send
 	// against Close so Send never uses a closed, possibly reused, fd.
 	sendMu sync.Mutex
@@ -40,8 +44,18 @@ type Bind struct {
 // picks a random port, retried until both families get the same one. When
 // the host has no IPv6 the Bind is IPv4 only, which is not an error. A port
 // in use is returned wrapped, so errors.Is(err, unix.EADDRINUSE) holds.
-// fwmark != 0 sets SO_MARK on both sockets.
+// fwmark != 0 sets SO_MARK on both sockets. UDP GSO and GRO are turned on
+// where the kernel has them (see Offloads); what it lacks is logged once to
+// slog.Default().
 func Open(port uint16, fwmark uint32) (*Bind, error) {
+	return OpenWith(port, fwmark, Options{})
+}
+
+// OpenWith is Open with Options: a logger, and offloads kept off.
+func OpenWith(port uint16, fwmark uint32, opts Options) (*Bind, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	for try := 0; try < maxPortTries; try++ {
 		fd4, got, err := listen(unix.AF_INET, port, fwmark)
 		if err != nil {
@@ -50,9 +64,9 @@ func Open(port uint16, fwmark uint32) (*Bind, error) {
 		fd6, _, err := listen(unix.AF_INET6, got, fwmark)
 		switch {
 		case err == nil:
-			return newBind(got, fd4, fd6), nil
+			return newBind(got, fd4, fd6, opts), nil
 		case v6Unavailable(err):
-			return newBind(got, fd4, -1), nil
+			return newBind(got, fd4, -1, opts), nil
 		}
 		unix.Close(fd4)
 		if port == 0 && errors.Is(err, unix.EADDRINUSE) {
@@ -63,12 +77,14 @@ func Open(port uint16, fwmark uint32) (*Bind, error) {
 	return nil, fmt.Errorf("conn: no port free in both families after %d tries: %w", maxPortTries, unix.EADDRINUSE)
 }
 
-func newBind(port uint16, fd4, fd6 int) *Bind {
-	b := &Bind{port: port, fds: []int{fd4}}
+func newBind(port uint16, fd4, fd6 int, opts Options) *Bind {
+	b := &Bind{port: port, fds: []int{fd4}, log: opts.Log}
 	b.fd4.Store(int32(fd4))
 	b.fd6.Store(int32(fd6))
+	b.initOffload(&b.off4, fd4, unix.AF_INET, opts)
 	if fd6 >= 0 {
 		b.fds = append(b.fds, fd6)
+		b.initOffload(&b.off6, fd6, unix.AF_INET6, opts)
 	}
 	b.rx.init()
 	b.tx.init()

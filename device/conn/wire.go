@@ -21,8 +21,8 @@ const (
 )
 
 // ctrlSize is the control buffer per message. It fits one IPV6_PKTINFO
-// (40 bytes with the header on 64-bit) plus one int-sized cmsg (24), which
-// is what UDP_GRO on receive or UDP_SEGMENT on send will add in issue 8.
+// (40 bytes with the header on 64-bit) plus one int-sized cmsg (24): the
+// UDP_GRO segment size on receive, or the UDP_SEGMENT size on send.
 const ctrlSize = 64
 
 // cmsgAlign rounds n up as CMSG_ALIGN does (to the size of a long).
@@ -90,9 +90,11 @@ func encodeSockaddr(b []byte, dst netip.AddrPort, scope uint32) int {
 }
 
 // parseControl walks the control messages the kernel returned and picks out
-// the packet info: our local address and the incoming interface. Malformed
-// or truncated messages end the walk; what was found so far is kept.
-func parseControl(b []byte) (src netip.Addr, ifindex int32) {
+// the packet info (our local address and the incoming interface) and the
+// UDP_GRO segment size of a coalesced datagram (0 when absent or not
+// positive). Malformed or truncated messages end the walk; what was found
+// so far is kept.
+func parseControl(b []byte) (src netip.Addr, ifindex int32, gro int) {
 	const hdr = unix.SizeofCmsghdr
 	for len(b) >= hdr {
 		var l int
@@ -102,7 +104,7 @@ func parseControl(b []byte) (src netip.Addr, ifindex int32) {
 			l = int(min(binary.NativeEndian.Uint32(b), uint32(len(b))+1))
 		}
 		if l < hdr || l > len(b) {
-			return src, ifindex
+			return src, ifindex, gro
 		}
 		level := int32(binary.NativeEndian.Uint32(b[hdr-8:]))
 		typ := int32(binary.NativeEndian.Uint32(b[hdr-4:]))
@@ -116,14 +118,35 @@ func parseControl(b []byte) (src netip.Addr, ifindex int32) {
 		case level == unix.IPPROTO_IPV6 && typ == unix.IPV6_PKTINFO && len(data) >= sizeofPktinfo6:
 			src = netip.AddrFrom16([16]byte(data[:16])).Unmap()
 			ifindex = int32(binary.NativeEndian.Uint32(data[16:]))
+		case level == unix.SOL_UDP && typ == unix.UDP_GRO && len(data) >= 4:
+			// The kernel puts the gso_size of the coalesced skb as an int.
+			gro = max(int(int32(binary.NativeEndian.Uint32(data))), 0)
 		}
 		next := cmsgAlign(l)
 		if next >= len(b) {
-			return src, ifindex
+			return src, ifindex, gro
 		}
 		b = b[next:]
 	}
-	return src, ifindex
+	return src, ifindex, gro
+}
+
+// sizeofSegment is the UDP_SEGMENT cmsg payload: the kernel insists on
+// exactly a __u16 (cmsg_len == CMSG_LEN(2)), anything else is EINVAL.
+const sizeofSegment = 2
+
+// encodeSegment writes a UDP_SEGMENT cmsg asking the kernel to cut the
+// datagram into size-byte segments and returns its space, 0 if b is too
+// short or size does not fit the field.
+func encodeSegment(b []byte, size int) int {
+	n := unix.CmsgSpace(sizeofSegment)
+	if len(b) < n || size <= 0 || size > 0xffff {
+		return 0
+	}
+	clear(b[:n])
+	putCmsgHeader(b, unix.SOL_UDP, unix.UDP_SEGMENT, sizeofSegment)
+	binary.NativeEndian.PutUint16(b[unix.SizeofCmsghdr:], uint16(size))
+	return n
 }
 
 // putCmsgHeader writes a cmsg header for dataLen bytes of data.

@@ -57,7 +57,7 @@ func TestControlRoundTrip(t *testing.T) {
 	for _, c := range cases {
 		var b [ctrlSize]byte
 		n := encodeSource(b[:], netip.MustParseAddr(c.dst), netip.MustParseAddr(c.src), 7)
-		src, idx := parseControl(b[:n])
+		src, idx, _ := parseControl(b[:n])
 		if src != netip.MustParseAddr(c.src) {
 			t.Errorf("%s: src %v", c.src, src)
 		}
@@ -79,7 +79,10 @@ func FuzzParseControl(f *testing.F) {
 	f.Add(append(b[:n:n], b[:n]...))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		src, _ := parseControl(data)
+		src, _, gro := parseControl(data)
+		if gro < 0 {
+			t.Fatalf("negative GRO size %d", gro)
+		}
 		if src.IsValid() && src.Is4In6() {
 			t.Fatalf("mapped source %v", src)
 		}

@@ -1,0 +1,97 @@
+package conn
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options are the optional settings of OpenWith. The zero value is what
+// Open uses: offloads wherever the kernel has them, logs to slog.Default().
+type Options struct {
+	// Log receives the one-time notices about offloads the kernel or a
+	// route lacks. Nil means slog.Default().
+	Log *slog.Logger
+	// NoGSO and NoGRO keep the offloads off even where the kernel has
+	// them: for comparison benchmarks, tests, and as an escape hatch.
+	NoGSO, NoGRO bool
+}
+
+// offload is the per-socket offload state. gso is read by Write (loop
+// goroutine) and Offloads (any goroutine) and cleared by Write when a route
+// refuses GSO, hence atomic. gro is fixed at Open. carry holds the part of
+// a coalesced datagram that did not fit the caller's messages; it is owned
+// by the loop goroutine (Read) and nil when GRO is off.
+type offload struct {
+	gso   atomic.Bool
+	gro   bool
+	carry *carry
+}
+
+// probeOffloads turns on what the kernel has on a bound socket and says
+// what it found. UDP_SEGMENT (Linux 4.18) has no switch: a getsockopt that
+// succeeds means the send-side cmsg is understood. Older kernels would
+// silently ignore the cmsg and send one oversized datagram, which is why
+// the probe must come first. UDP_GRO (Linux 5.0) is a socket option.
+func probeOffloads(fd int, opts Options) (gso, gro bool) {
+	if !opts.NoGSO {
+		_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		gso = err == nil
+	}
+	if !opts.NoGRO {
+		gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	}
+	return gso, gro
+}
+
+// initOffload probes fd and records the result in o, logging once (at
+// Open) what the kernel lacks.
+func (b *Bind) initOffload(o *offload, fd, fam int, opts Options) {
+	gso, gro := probeOffloads(fd, opts)
+	o.gso.Store(gso)
+	o.gro = gro
+	if gro {
+		o.carry = new(carry)
+	}
+	if !gso && !opts.NoGSO {
+		b.log.Info("UDP GSO not supported by the kernel, sending datagrams one by one", "family", famName(fam))
+	}
+	if !gro && !opts.NoGRO {
+		b.log.Info("UDP GRO not supported by the kernel, receiving datagrams one by one", "family", famName(fam))
+	}
+}
+
+// disableGSO turns GSO off on one socket after a route refused it, and
+// logs that once: only the call that flips the flag logs.
+func (b *Bind) disableGSO(fam int, errno unix.Errno) {
+	if b.offFor(fam).gso.CompareAndSwap(true, false) {
+		b.log.Info("UDP GSO refused on this path, turned off for the socket", "family", famName(fam), "err", errno)
+	}
+}
+
+func (b *Bind) offFor(fam int) *offload {
+	if fam == unix.AF_INET {
+		return &b.off4
+	}
+	return &b.off6
+}
+
+// Offloads reports whether UDP GSO (send) and UDP GRO (receive) are in use
+// on every socket of the Bind. GSO can turn off after Open, when a route
+// refuses it.
+func (b *Bind) Offloads() (gso, gro bool) {
+	gso, gro = b.off4.gso.Load(), b.off4.gro
+	if len(b.fds) == 2 {
+		gso = gso && b.off6.gso.Load()
+		gro = gro && b.off6.gro
+	}
+	return gso, gro
+}
+
+func famName(fam int) string {
+	if fam == unix.AF_INET {
+		return "ipv4"
+	}
+	return "ipv6"
+}
