@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 WGD=${WGD:-$PWD/bin/wgd}
 A=wgd-demo-a
 B=wgd-demo-b
+umask 077
 tmp=$(mktemp -d)
 
 bold=$(tput bold 2>/dev/null || true); reset=$(tput sgr0 2>/dev/null || true)
@@ -87,8 +88,8 @@ sleep 0.5
 show ip netns exec $A iperf3 -c 198.19.0.2 -t 3 -f m
 
 step "7. wgd show on both sides"
-show ip netns exec $A "$WGD" show
-show ip netns exec $B "$WGD" show
+show ip netns exec $A "$WGD" show wga
+show ip netns exec $B "$WGD" show wgb
 
 step "8. wgd down"
 show ip netns exec $A "$WGD" down "$tmp/wga.conf"

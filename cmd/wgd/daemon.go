@@ -108,81 +108,130 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 }
 
 // serve runs the daemon in the foreground until a signal, the removal of the
-// UAPI socket, the deletion of the TUN, or a device failure.
+// UAPI socket, the deletion of the TUN, or a device failure. SIGHUP reloads
+// the configuration `wgd up` applied, if there is one.
 func serve(ctx context.Context, name string, log *slog.Logger, ready *os.File) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if path := os.Getenv("WGD_CPUPROFILE"); path != "" {
-		// A CPU profile of the whole daemon run, for performance work.
-		if f, err := os.Create(path); err == nil {
-			defer f.Close()
-			if pprof.StartCPUProfile(f) == nil {
-				defer pprof.StopCPUProfile()
-			}
-		}
-	}
-	ln, err := ipc.Listen(name)
+	defer startProfile()()
+	d, err := startDaemon(ctx, name, log)
 	if err != nil {
-		return fmt.Errorf("UAPI socket for %s: %w", name, err)
+		return err
 	}
-	defer ln.Close()
-	t, err := tun.Create(name, defaultMTU)
-	if err != nil {
-		return fmt.Errorf("create TUN %s: %w", name, err)
-	}
-	dev, err := device.New(device.Options{TUN: t, Logger: log})
-	if err != nil {
-		t.Close()
-		return fmt.Errorf("start device %s: %w", name, err)
-	}
-	defer dev.Close()
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- ln.Serve(ctx, dev, log) }()
-	log.Info("device started", "interface", name, "port", dev.Port())
+	defer d.close()
 	if ready != nil {
 		fmt.Fprintln(ready, "ready")
 		ready.Close()
 	}
 	notifySystemd("READY=1")
 	defer notifySystemd("STOPPING=1")
-	err = waitDaemon(ctx, log, ln, t, dev, srvErr)
-	log.Info("device stopped", "counters", fmt.Sprintf("%+v", dev.Counters()))
-	return err
+	return d.wait(ctx, func() {
+		if err := reloadInterface(context.Background(), name, quickIO{stderr: io.Discard}); err != nil {
+			log.Error("reload on SIGHUP", "err", err)
+		}
+	})
 }
 
-// waitDaemon blocks until a reason to stop: a signal, the UAPI socket
+// startProfile starts a CPU profile of the whole daemon run when
+// WGD_CPUPROFILE names a file, for performance work; the returned function
+// stops it.
+func startProfile() func() {
+	path := os.Getenv("WGD_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// daemon is a running interface: the UAPI listener, the TUN and the engine.
+type daemon struct {
+	name   string
+	log    *slog.Logger
+	ln     *ipc.Listener
+	tun    *tun.Native
+	dev    *device.Device
+	srvErr chan error
+}
+
+// startDaemon takes the UAPI socket (refusing one a live daemon owns),
+// creates the TUN and starts the engine and the UAPI server.
+func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, error) {
+	ln, err := ipc.Listen(name)
+	if err != nil {
+		return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
+	}
+	t, err := tun.Create(name, defaultMTU)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("create TUN %s: %w", name, err)
+	}
+	dev, err := device.New(device.Options{TUN: t, Logger: log})
+	if err != nil {
+		t.Close()
+		ln.Close()
+		return nil, fmt.Errorf("start device %s: %w", name, err)
+	}
+	d := &daemon{name: name, log: log, ln: ln, tun: t, dev: dev, srvErr: make(chan error, 1)}
+	go func() { d.srvErr <- ln.Serve(ctx, dev, log) }()
+	log.Info("device started", "port", dev.Port())
+	return d, nil
+}
+
+func (d *daemon) close() {
+	d.dev.Close()
+	d.ln.Close()
+	d.log.Info("device stopped", "counters", fmt.Sprintf("%+v", d.dev.Counters()))
+}
+
+// wait blocks until a reason to stop: ctx done (a signal), the UAPI socket
 // unlinked, the TUN deleted, a device or server failure. It follows MTU
-// changes of the link on the way.
-func waitDaemon(ctx context.Context, log *slog.Logger, ln *ipc.Listener, t *tun.Native, dev *device.Device, srvErr <-chan error) error {
-	events := t.Events()
+// changes of the link and calls onHUP for each SIGHUP.
+func (d *daemon) wait(ctx context.Context, onHUP func()) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	events := d.tun.Events()
 	for {
 		select {
+		case <-hup:
+			onHUP()
 		case ev, ok := <-events:
 			if !ok || ev.Kind == tun.EventDeleted {
-				log.Info("shutting down", "reason", "interface deleted")
+				d.log.Info("shutting down", "reason", "interface deleted")
 				return nil
 			}
 			if ev.Kind == tun.EventMTU {
-				dev.SetMTU(ev.MTU)
+				d.dev.SetMTU(ev.MTU)
 			}
-			continue
 		case <-ctx.Done():
-			log.Info("shutting down", "reason", "signal")
-		case <-ln.Removed():
-			log.Info("shutting down", "reason", "UAPI socket removed")
-		case <-dev.Done():
-			if err := dev.Err(); err != nil {
-				log.Info("shutting down", "reason", err)
-			}
-		case err := <-srvErr:
+			d.log.Info("shutting down", "reason", "signal")
+			return nil
+		case <-d.ln.Removed():
+			d.log.Info("shutting down", "reason", "UAPI socket removed")
+			return nil
+		case <-d.dev.Done():
+			d.log.Info("shutting down", "reason", d.dev.Err())
+			return nil
+		case err := <-d.srvErr:
 			if err != nil {
 				return fmt.Errorf("UAPI server: %w", err)
 			}
+			return nil
 		}
-		return nil
 	}
 }
 

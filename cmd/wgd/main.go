@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newGenkeyCmd(), newPubkeyCmd(), newGenpskCmd(), newStripCmd(), newVersionCmd())
+	root.AddCommand(newUpCmd(), newDownCmd(), newReloadCmd())
 	addWgCommands(root) // show, showconf, set, setconf, addconf, syncconf
 	return root
 }

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// netnsPair is two network namespaces joined by a veth pair, with
+// underlay addresses 198.18.0.1/24 + fd00:1::1/64 (a) and .2 (b).
+type netnsPair struct {
+	a, b string
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and TUN devices")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun")
+	}
+	for _, tool := range []string{"ip", "wg", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps installs it)", tool)
+		}
+	}
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func newNetnsPair(t *testing.T) *netnsPair {
+	t.Helper()
+	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
+	p := &netnsPair{a: "wgdt-a-" + suffix, b: "wgdt-b-" + suffix}
+	run(t, "ip", "netns", "add", p.a)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", p.a).Run() })
+	run(t, "ip", "netns", "add", p.b)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", p.b).Run() })
+	run(t, "ip", "link", "add", "veth0", "netns", p.a, "type", "veth", "peer", "name", "veth0", "netns", p.b)
+	for i, ns := range []string{p.a, p.b} {
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		run(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("198.18.0.%d/24", i+1), "dev", "veth0")
+		run(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("fd00:1::%d/64", i+1), "dev", "veth0", "nodad")
+		run(t, "ip", "-n", ns, "link", "set", "veth0", "up")
+	}
+	return p
+}
+
+// inNetns runs f on an OS thread switched into namespace ns; sockets f
+// creates stay in ns.
+func inNetns(t *testing.T, ns string, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	f()
+}
+
+// TestE2EDaemonsInNamespaces runs two `wgd` daemons (background mode) in
+// two namespaces, configures them with the real `wg`, and checks ping and a
+// TCP transfer with a checksum over IPv4 and IPv6 inside the tunnel, over
+// an IPv4 and then an IPv6 underlay.
+func TestE2EDaemonsInNamespaces(t *testing.T) {
+	needRoot(t)
+	for _, underlay6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("underlay_ipv6=%v", underlay6), func(t *testing.T) {
+			p := newNetnsPair(t)
+			dir := t.TempDir()
+			keys := map[string]string{}
+			for _, ns := range []string{"a", "b"} {
+				priv := strings.TrimSpace(run(t, wgdBin, "genkey"))
+				os.WriteFile(dir+"/"+ns+".key", []byte(priv+"\n"), 0o600)
+				cmd := exec.Command(wgdBin, "pubkey")
+				cmd.Stdin = strings.NewReader(priv)
+				pub, err := cmd.Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys[ns] = strings.TrimSpace(string(pub))
+			}
+			ifname := func(ns string) string { return fmt.Sprintf("wgdt%s%d", ns, os.Getpid()%10000) }
+			for i, ns := range []string{"a", "b"} {
+				other := "b"
+				otherN := 2
+				if ns == "b" {
+					other, otherN = "a", 1
+				}
+				nsName := p.a
+				if ns == "b" {
+					nsName = p.b
+				}
+				dev := ifname(ns)
+				run(t, "ip", "netns", "exec", nsName, wgdBin, dev)
+				t.Cleanup(func() { exec.Command("ip", "-n", nsName, "link", "del", dev).Run() })
+				ep := fmt.Sprintf("198.18.0.%d:51820", otherN)
+				if underlay6 {
+					ep = fmt.Sprintf("[fd00:1::%d]:51820", otherN)
+				}
+				run(t, "ip", "netns", "exec", nsName, "wg", "set", dev,
+					"private-key", dir+"/"+ns+".key", "listen-port", "51820",
+					"peer", keys[other], "endpoint", ep,
+					"allowed-ips", fmt.Sprintf("198.19.0.%d/32,fd00:2::%d/128", otherN, otherN))
+				run(t, "ip", "-n", nsName, "addr", "add", fmt.Sprintf("198.19.0.%d/24", i+1), "dev", dev)
+				run(t, "ip", "-n", nsName, "addr", "add", fmt.Sprintf("fd00:2::%d/64", i+1), "dev", dev, "nodad")
+				run(t, "ip", "-n", nsName, "link", "set", dev, "up")
+			}
+			run(t, "ip", "netns", "exec", p.a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
+			run(t, "ip", "netns", "exec", p.a, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:2::2")
+			tcpTransfer(t, p, "198.19.0.2")
+			tcpTransfer(t, p, "[fd00:2::2]")
+			dump := run(t, "ip", "netns", "exec", p.a, "wg", "show", ifname("a"), "dump")
+			if !strings.Contains(dump, keys["b"]) {
+				t.Errorf("wg show dump lacks the peer:\n%s", dump)
+			}
+		})
+	}
+}
+
+// tcpTransfer sends 8 MiB from namespace a to a listener in b and compares
+// SHA-256 sums.
+func tcpTransfer(t *testing.T, p *netnsPair, host string) {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, p.b, func() {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(strings.Trim(host, "[]"), "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		h := sha256.New()
+		io.Copy(h, c)
+		got <- h.Sum(nil)
+	}()
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	want := sha256.Sum256(data)
+	var c net.Conn
+	inNetns(t, p.a, func() {
+		var err error
+		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(data); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	c.Close()
+	if sum := <-got; !bytes.Equal(sum, want[:]) {
+		t.Fatalf("TCP transfer to %s: checksum mismatch", host)
+	}
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/wgdvpn/wgd/conf"
+	"github.com/wgdvpn/wgd/device"
+	"github.com/wgdvpn/wgd/tun/netcfg"
+)
+
+// The wg-quick side of wgd: which file and interface a command means, what
+// `up` applied (kept in a state file so that `down` and `reload` work even
+// after the config file changed or the daemon died), and SaveConfig.
+
+// stateDir holds what `up` applied, one JSON file per interface.
+const stateDir = "/run/wgd"
+
+// ifaceNameRE is wg-quick's rule for interface names (and config file names).
+var ifaceNameRE = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
+
+// quickTarget is the config file and interface a `wgd up/down/reload`
+// argument names.
+type quickTarget struct {
+	iface, path string
+}
+
+// resolveTarget follows wg-quick: a bare interface name means
+// /etc/wireguard/NAME.conf; anything else is a path whose base name, less
+// ".conf", is the interface name.
+func resolveTarget(arg string) (quickTarget, error) {
+	if ifaceNameRE.MatchString(arg) && !strings.HasSuffix(arg, ".conf") {
+		return quickTarget{iface: arg, path: filepath.Join(configDir, arg+".conf")}, nil
+	}
+	base := filepath.Base(arg)
+	name, ok := strings.CutSuffix(base, ".conf")
+	if !ok || !ifaceNameRE.MatchString(name) {
+		return quickTarget{}, fmt.Errorf("the config file must be a valid interface name, followed by .conf: `%s'", arg)
+	}
+	return quickTarget{iface: name, path: arg}, nil
+}
+
+// loadConfig reads the file, warning (as wg-quick does) when others may
+// read it.
+func loadConfig(t quickTarget, stderr io.Writer) (*conf.Config, error) {
+	if st, err := os.Stat(t.path); err == nil && st.Mode().Perm()&0o007 != 0 {
+		fmt.Fprintf(stderr, "Warning: `%s' is world accessible\n", t.path)
+	}
+	c, err := conf.Load(t.path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// settingsFor turns a config and its resolved transaction into what netcfg
+// needs.
+func settingsFor(iface string, c *conf.Config, cfg *device.Config) netcfg.Settings {
+	ifc := &c.Interface
+	s := netcfg.Settings{
+		Interface: iface,
+		Addresses: ifc.Addresses,
+		MTU:       ifc.MTU,
+		Table:     ifc.Table,
+		FwMark:    ifc.FwMark,
+		DNS:       ifc.DNS,
+		DNSSearch: ifc.DNSSearch,
+		PreUp:     ifc.PreUp,
+		PostUp:    ifc.PostUp,
+		PreDown:   ifc.PreDown,
+		PostDown:  ifc.PostDown,
+	}
+	for i := range c.Peers {
+		s.AllowedIPs = append(s.AllowedIPs, c.Peers[i].MaskedAllowedIPs()...)
+	}
+	for i := range cfg.Peers {
+		if ep := cfg.Peers[i].Endpoint; ep != nil {
+			s.Endpoints = append(s.Endpoints, ep.Addr())
+		}
+	}
+	return s
+}
+
+// quickState is what `up` applied, for `down` and `reload`.
+type quickState struct {
+	ConfigPath string          `json:"config_path"`
+	Settings   netcfg.Settings `json:"settings"`
+	SaveConfig bool            `json:"save_config"`
+}
+
+func statePath(iface string) string { return filepath.Join(stateDir, iface+".json") }
+
+func writeState(iface string, st *quickState) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(statePath(iface), data, 0o600)
+}
+
+func readState(iface string) (*quickState, error) {
+	data, err := os.ReadFile(statePath(iface))
+	if err != nil {
+		return nil, err
+	}
+	var st quickState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", statePath(iface), err)
+	}
+	return &st, nil
+}
+
+func removeState(iface string) { _ = os.Remove(statePath(iface)) }
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it and
+// renames it over path, so that a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// saveConfig writes the running configuration back to the file, as
+// wg-quick's SaveConfig does: the interface's current addresses, the DNS,
+// MTU, Table and hooks of the file, and the peers as the daemon has them.
+func saveConfig(path, iface string, st *quickState, info device.Info, peers []device.PeerInfo) error {
+	c := conf.Config{Interface: conf.Interface{
+		PrivateKey: info.PrivateKey,
+		ListenPort: info.ListenPort,
+		FwMark:     info.FwMark,
+		DNS:        st.Settings.DNS,
+		DNSSearch:  st.Settings.DNSSearch,
+		Table:      st.Settings.Table,
+		PreUp:      st.Settings.PreUp,
+		PostUp:     st.Settings.PostUp,
+		PreDown:    st.Settings.PreDown,
+		PostDown:   st.Settings.PostDown,
+		SaveConfig: true,
+	}}
+	if link, err := netlink.LinkByName(iface); err == nil {
+		if addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL); err == nil {
+			for _, a := range addrs {
+				if p, ok := addrPrefix(a); ok {
+					c.Interface.Addresses = append(c.Interface.Addresses, p)
+				}
+			}
+		}
+		if st.Settings.MTU != 0 {
+			c.Interface.MTU = link.Attrs().MTU
+		}
+	}
+	for _, p := range peers {
+		cp := conf.Peer{
+			PublicKey:           p.PublicKey,
+			PresharedKey:        p.PresharedKey,
+			AllowedIPs:          p.AllowedIPs,
+			PersistentKeepalive: p.PersistentKeepalive,
+		}
+		if p.Endpoint.IsValid() {
+			cp.Endpoint = conf.Endpoint{Host: p.Endpoint.Addr().String(), Port: p.Endpoint.Port()}
+		}
+		c.Peers = append(c.Peers, cp)
+	}
+	return writeFileAtomic(path, c.Marshal(), 0o600)
+}
+
+func addrPrefix(a netlink.Addr) (netip.Prefix, bool) {
+	if a.IPNet == nil || a.IP.IsLinkLocalUnicast() {
+		return netip.Prefix{}, false
+	}
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := a.Mask.Size()
+	return netip.PrefixFrom(ip.Unmap(), ones), true
+}
+
+// errNotUp is returned by reload for an interface `wgd up` did not start.
+var errNotUp = errors.New("not brought up by wgd up (no state file)")

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vishvananda/netlink"
+
+	"github.com/wgdvpn/wgd/conf"
+	"github.com/wgdvpn/wgd/device"
+	"github.com/wgdvpn/wgd/ipc"
+	"github.com/wgdvpn/wgd/tun/netcfg"
+)
+
+// `wgd up`, `wgd down` and `wgd reload`: wg-quick(8) for Linux, with the
+// daemon built in. Every host change goes through tun/netcfg, which prints
+// wg-quick's "[#] ..." lines and undoes a half-done `up`.
+
+func newUpCmd() *cobra.Command {
+	var foreground bool
+	cmd := &cobra.Command{
+		Use:   "up [-f] CONFIG_FILE|INTERFACE",
+		Short: "Bring up a WireGuard interface from a wg-quick config (wg-quick up)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd.Context(), args[0], foreground, newQuickIO(cmd))
+		},
+	}
+	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false,
+		"run the daemon in this process and take the interface down on SIGTERM (for systemd Type=notify)")
+	return cmd
+}
+
+func newDownCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "down CONFIG_FILE|INTERFACE",
+		Short: "Take a WireGuard interface down and undo what up did (wg-quick down)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := resolveTarget(args[0])
+			if err != nil {
+				return err
+			}
+			return runDown(cmd.Context(), t, newQuickIO(cmd))
+		},
+	}
+}
+
+func newReloadCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reload CONFIG_FILE|INTERFACE",
+		Short: "Apply a changed config file without dropping sessions: peers, addresses, MTU, routes, DNS",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := resolveTarget(args[0])
+			if err != nil {
+				return err
+			}
+			return reloadInterface(cmd.Context(), t.iface, newQuickIO(cmd))
+		},
+	}
+}
+
+// quickIO is where up/down/reload write: "[#]" lines and warnings on stderr.
+type quickIO struct {
+	stderr io.Writer
+	cmd    *cobra.Command // nil when run from the daemon (SIGHUP)
+}
+
+func newQuickIO(cmd *cobra.Command) quickIO { return quickIO{stderr: cmd.ErrOrStderr(), cmd: cmd} }
+
+func (q quickIO) runner() *netcfg.Runner {
+	return &netcfg.Runner{
+		Print:  func(format string, args ...any) { fmt.Fprintf(q.stderr, format+"\n", args...) },
+		Stdout: q.stderr,
+		Stderr: q.stderr,
+	}
+}
+
+// env is the wg-compatible environment (UAPI backend, resolver) for
+// turning a config into a transaction.
+func (q quickIO) env() *wgEnv {
+	if q.cmd != nil {
+		e := newWgEnv(q.cmd)
+		e.Stderr = q.stderr
+		return e
+	}
+	e := &wgEnv{Stdout: io.Discard, Stderr: q.stderr, Getenv: os.Getenv, Now: time.Now, Sleep: time.Sleep, Backend: ipcBackend{}}
+	e.Resolver = net.DefaultResolver
+	return e
+}
+
+func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t, err := resolveTarget(arg)
+	if err != nil {
+		return err
+	}
+	c, err := loadConfig(t, q.stderr)
+	if err != nil {
+		return err
+	}
+	if _, err := netlink.LinkByName(t.iface); err == nil {
+		return fmt.Errorf("`%s' already exists", t.iface)
+	}
+	e := q.env()
+	cfg, err := confToDevice(e, conf.Strip(c), true)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", t.path, err)
+	}
+	st := &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
+	var d *daemon
+	if foreground {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	dev := quickDevice(t.iface, q)
+	dev.Create = func(ctx context.Context) error {
+		fmt.Fprintf(q.stderr, "[#] wgd %s\n", t.iface)
+		if foreground {
+			var err error
+			d, err = startDaemon(ctx, t.iface, newLogger(t.iface, q.stderr))
+			if err != nil {
+				return err
+			}
+		} else if err := spawnDaemon(q.cmd, t.iface); err != nil {
+			return err
+		}
+		fmt.Fprintf(q.stderr, "[#] wg setconf %s /dev/fd/63\n", t.iface)
+		return e.Backend.Set(t.iface, cfg)
+	}
+	if _, err := q.runner().Up(ctx, st.Settings, dev); err != nil {
+		if d != nil {
+			d.close()
+		}
+		return err
+	}
+	if err := writeState(t.iface, st); err != nil {
+		fmt.Fprintf(q.stderr, "Warning: %v\n", err)
+	}
+	if !foreground {
+		return nil
+	}
+	return runForeground(ctx, t, d, q)
+}
+
+// runForeground keeps an in-process daemon (`wgd up -f`) until SIGTERM or
+// SIGINT, reloading on SIGHUP, then takes the interface down.
+func runForeground(ctx context.Context, t quickTarget, d *daemon, q quickIO) error {
+	notifySystemd("READY=1")
+	err := d.wait(ctx, func() {
+		notifySystemd("RELOADING=1")
+		if err := reloadInterface(context.Background(), t.iface, q); err != nil {
+			d.log.Error("reload", "err", err)
+		}
+		notifySystemd("READY=1")
+	})
+	notifySystemd("STOPPING=1")
+	downErr := runDown(context.Background(), t, q)
+	d.close()
+	return errors.Join(err, downErr)
+}
+
+// quickDevice reaches the WireGuard device for netcfg: deleting the link
+// (which stops the daemon) and reading or setting its fwmark over UAPI.
+func quickDevice(iface string, q quickIO) netcfg.Device {
+	return netcfg.Device{
+		Delete: func() error { return deleteInterface(iface) },
+		SetFwMark: func(mark uint32) error {
+			fmt.Fprintf(q.stderr, "[#] wg set %s fwmark %d\n", iface, mark)
+			return ipcBackend{}.Set(iface, &device.Config{FwMark: &mark})
+		},
+		FwMark: func() (uint32, error) {
+			info, _, err := ipcBackend{}.Get(iface)
+			return info.FwMark, err
+		},
+	}
+}
+
+// deleteInterface removes the TUN link, which makes the daemon exit, and
+// waits (bounded) for its UAPI socket to go; a socket left by a daemon that
+// was killed is removed.
+func deleteInterface(iface string) error {
+	if link, err := netlink.LinkByName(iface); err == nil {
+		if err := netlink.LinkDel(link); err != nil {
+			return fmt.Errorf("delete %s: %w", iface, err)
+		}
+	}
+	path := ipc.SocketPath(iface)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		c, err := ipc.Dial(iface)
+		if err != nil {
+			break
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c, err := ipc.Dial(iface); err != nil {
+		_ = os.Remove(path) // stale: nobody answers
+	} else {
+		c.Close()
+	}
+	return nil
+}
+
+func runDown(ctx context.Context, t quickTarget, q quickIO) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	st, err := readState(t.iface)
+	if err != nil {
+		// Not started by `wgd up` (or its state is gone): use the file, as
+		// wg-quick does.
+		c, lerr := loadConfig(t, q.stderr)
+		if lerr != nil {
+			return lerr
+		}
+		st = &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, &device.Config{}), SaveConfig: c.Interface.SaveConfig}
+	}
+	if st.SaveConfig {
+		if info, peers, err := (ipcBackend{}).Get(t.iface); err == nil {
+			fmt.Fprintf(q.stderr, "[#] saving configuration to %s\n", st.ConfigPath)
+			if err := saveConfig(st.ConfigPath, t.iface, st, info, peers); err != nil {
+				fmt.Fprintf(q.stderr, "Warning: %v\n", err)
+			}
+		}
+	}
+	err = q.runner().Down(ctx, st.Settings, quickDevice(t.iface, q))
+	_ = deleteInterface(t.iface)
+	removeState(t.iface)
+	return err
+}
+
+// reloadInterface applies the config file again without dropping sessions:
+// the peers through a syncconf-style diff, then addresses, MTU, routes and
+// DNS through netcfg.Reload.
+func reloadInterface(ctx context.Context, iface string, q quickIO) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	st, err := readState(iface)
+	if err != nil {
+		return fmt.Errorf("reload %s: %w", iface, errNotUp)
+	}
+	t := quickTarget{iface: iface, path: st.ConfigPath}
+	c, err := loadConfig(t, q.stderr)
+	if err != nil {
+		return err
+	}
+	e := q.env()
+	cfg, err := confToDevice(e, conf.Strip(c), true)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", t.path, err)
+	}
+	_, current, err := e.Backend.Get(iface)
+	if err != nil {
+		return fmt.Errorf("reload %s: %w", iface, err)
+	}
+	syncDiff(cfg, current)
+	fmt.Fprintf(q.stderr, "[#] wg syncconf %s /dev/fd/63\n", iface)
+	if err := e.Backend.Set(iface, cfg); err != nil {
+		return fmt.Errorf("reload %s: %w", iface, err)
+	}
+	next := &quickState{ConfigPath: t.path, Settings: settingsFor(iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
+	if err := q.runner().Reload(ctx, st.Settings, next.Settings, quickDevice(iface, q)); err != nil {
+		return fmt.Errorf("reload %s: %w", iface, err)
+	}
+	return writeState(iface, next)
+}
