@@ -1,6 +1,7 @@
 package tun
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -8,7 +9,9 @@ import (
 )
 
 // Native is a kernel TUN device from /dev/net/tun in IFF_TUN|IFF_NO_PI mode:
-// each read(2) or write(2) is one raw IP packet with no header in front.
+// each read(2) or write(2) is one raw IP packet with no header in front, or,
+// with offloads (CreateWithOptions), one packet or super-packet behind a
+// virtio_net_hdr. Read and Write hide the difference.
 type Native struct {
 	fd     int
 	name   string // name at creation; Name asks the kernel for the current one
@@ -22,6 +25,10 @@ type Native struct {
 	// Close.
 	mu     sync.RWMutex
 	closed bool
+
+	// off is the offload path's state, nil when the TUN was opened
+	// without IFF_VNET_HDR. Only Read and Write use it.
+	off *offloadState
 }
 
 var _ Device = (*Native)(nil)
@@ -29,8 +36,19 @@ var _ Device = (*Native)(nil)
 // Create opens /dev/net/tun and attaches a new TUN link called name ("wg%d"
 // lets the kernel pick the number), sets its MTU, and starts watching its
 // link events. The fd is non-blocking and close-on-exec. The link is left
-// down, as wireguard-go leaves it; call Up to bring it up.
+// down, as wireguard-go leaves it; call Up to bring it up. Create does not
+// turn offloads on: it is CreateWithOptions with the zero Options, one raw
+// IP packet per read(2) and write(2).
 func Create(name string, mtu int) (*Native, error) {
+	return CreateWithOptions(name, mtu, Options{})
+}
+
+// CreateWithOptions is Create with choices. With opts.Offload the TUN speaks
+// virtio_net_hdr and the kernel may hand over TCP/UDP super-packets of up
+// to 64 KiB, which Read segments; Write merges runs of one flow. Offloads
+// the kernel refuses are left off (logged once at info level); Offloads
+// says what is on.
+func CreateWithOptions(name string, mtu int, opts Options) (*Native, error) {
 	if err := checkMTU(mtu); err != nil {
 		return nil, err
 	}
@@ -42,10 +60,10 @@ func Create(name string, mtu int) (*Native, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun: open /dev/net/tun: %w", err)
 	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+	vnet, err := attach(fd, ifr, opts)
+	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tun: TUNSETIFF %q: %w", name, err)
+		return nil, err
 	}
 	t := &Native{
 		fd:     fd,
@@ -53,6 +71,9 @@ func Create(name string, mtu int) (*Native, error) {
 		events: make(chan Event, 16),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
+	}
+	if vnet {
+		t.off = setupOffload(fd, t.name, opts.Logger)
 	}
 	if err := setMTU(fd, mtu); err != nil {
 		unix.Close(fd)
@@ -87,8 +108,35 @@ func (t *Native) Name() string {
 // Fd returns the non-blocking TUN fd for epoll.
 func (t *Native) Fd() int { return t.fd }
 
-// BatchSize returns how many packets one Read returns at most.
-func (t *Native) BatchSize() int { return readBatch }
+// BatchSize returns how many packets one Read returns at most: readBatch,
+// or offloadBatch with offloads, enough for a whole 64 KiB super-packet at
+// MTU 1280 or more.
+func (t *Native) BatchSize() int {
+	if t.off != nil {
+		return offloadBatch
+	}
+	return readBatch
+}
+
+// Offloads reports the offloads the kernel accepted for this device; zero
+// when opened without them.
+func (t *Native) Offloads() Offloads {
+	if t.off == nil {
+		return 0
+	}
+	return t.off.active
+}
+
+// Buffered returns how many segments of a super-packet are held inside the
+// device, read from the kernel but not yet returned by Read. The fd does
+// not poll readable for them, so the loop must call Read again (until
+// ErrWouldBlock) before it waits on epoll; Buffered lets it check.
+func (t *Native) Buffered() int {
+	if t.off == nil {
+		return 0
+	}
+	return t.off.buffered()
+}
 
 // MTU asks the kernel for the link MTU, in whatever namespace the link is.
 func (t *Native) MTU() (int, error) {
@@ -130,11 +178,17 @@ func (t *Native) Events() <-chan Event { return t.events }
 
 // Read reads up to len(bufs) packets without blocking; see Device.Read.
 func (t *Native) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if t.off != nil {
+		return t.off.read(t.fd, bufs, sizes, offset)
+	}
 	return readPackets(t.fd, bufs, sizes, offset)
 }
 
 // Write writes the packets without blocking; see Device.Write.
 func (t *Native) Write(bufs [][]byte, offset int) (int, error) {
+	if t.off != nil {
+		return t.off.write(t.fd, bufs, offset)
+	}
 	return writePackets(t.fd, bufs, offset)
 }
 
@@ -152,4 +206,28 @@ func (t *Native) Close() error {
 	// The watcher uses the fd (TUNGETIFF); close it only once it is gone.
 	<-t.exited
 	return unix.Close(t.fd)
+}
+
+// attach binds fd to the link with TUNSETIFF and reports whether the
+// virtio_net_hdr framing is on. With opts.Offload it asks for IFF_VNET_HDR
+// first and falls back to plain framing if the kernel refuses.
+func attach(fd int, ifr *unix.Ifreq, opts Options) (bool, error) {
+	if opts.Offload {
+		name := ifr.Name()
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+		err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EPERM) {
+			return false, fmt.Errorf("tun: TUNSETIFF %q: %w", name, err)
+		}
+		logger(opts.Logger).Info("tun: kernel refused IFF_VNET_HDR, no offloads", "dev", name, "err", err)
+		ifr, _ = unix.NewIfreq(name)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return false, fmt.Errorf("tun: TUNSETIFF %q: %w", ifr.Name(), err)
+	}
+	return false, nil
 }
