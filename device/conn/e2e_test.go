@@ -118,3 +118,48 @@ func testWriteWouldBlock(t *testing.T, opts Options, count int) {
 		t.Fatalf("Send on a full buffer = %v; want ErrWouldBlock", err)
 	}
 }
+
+// TestE2EGSOFallbackSmallMTU sends GSO segments larger than the path MTU
+// (loopback set to 1280 in a fresh namespace): the kernel refuses the GSO
+// datagram with EINVAL, Write resends the messages one by one (the kernel
+// fragments them), turns GSO off for the socket, and all 64 arrive.
+func TestE2EGSOFallbackSmallMTU(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("wgdgso-%d", os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "mtu", "1280", "up")
+	var a, rx *Bind
+	inNetns(t, ns, func() {
+		var err error
+		if a, err = Open(0, 0); err != nil {
+			t.Error(err)
+		}
+		if rx, err = OpenWith(0, 0, Options{NoGRO: true}); err != nil {
+			t.Error(err)
+		}
+	})
+	if a == nil || rx == nil {
+		t.FailNow()
+	}
+	defer a.Close()
+	defer rx.Close()
+	if gso, _ := a.Offloads(); !gso {
+		t.Skip("kernel lacks UDP GSO")
+	}
+	out := make([]Message, 64)
+	for i := range out {
+		out[i] = Message{Buf: pattern(i, 1452), Ep: Endpoint{Dst: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rx.Port())}}
+	}
+	if n, err := a.Write(out); n != 64 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if gso, _ := a.Offloads(); gso {
+		t.Fatal("GSO still on after the route refused it")
+	}
+	for i, m := range readInto(t, rx, rx.fdOf(unix.AF_INET), 64, 64, engineBuf) {
+		if len(m.Buf) != 1452 || m.Buf[1] != out[i].Buf[1] {
+			t.Fatalf("message %d: %d bytes", i, len(m.Buf))
+		}
+	}
+}
