@@ -1,0 +1,209 @@
+package tun
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// inNetns runs f on a goroutine whose thread is in namespace ns, and waits.
+// Sockets and TUNs created by f stay in ns.
+func inNetns(t *testing.T, ns string, f func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			done <- err
+			return
+		}
+		f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wire copies packets between two TUNs through their Read and Write, the
+// code under test, until stop is closed. It polls both fds.
+func wire(a, b *Native, stop <-chan struct{}, readSizes *[65]int) {
+	bufs, sizes := makeBufs(a.BatchSize(), 65536+64), make([]int, a.BatchSize())
+	fds := []unix.PollFd{{Fd: int32(a.Fd()), Events: unix.POLLIN}, {Fd: int32(b.Fd()), Events: unix.POLLIN}}
+	devs := [2]*Native{a, b}
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if _, err := unix.Poll(fds, 50); err != nil && err != unix.EINTR {
+			return
+		}
+		for i, d := range devs {
+			for {
+				n, err := d.Read(bufs, sizes, 16)
+				if n == 0 || err != nil {
+					break
+				}
+				readSizes[min(n, 64)]++
+				out := bufs[:n]
+				for j := range out {
+					out[j] = out[j][:16+sizes[j]]
+				}
+				writeAll(devs[1-i], out)
+				for j := range out {
+					out[j] = out[j][:cap(out[j])]
+				}
+			}
+		}
+	}
+}
+
+// writeAll writes the batch, retrying EAGAIN a bounded number of times.
+func writeAll(d *Native, bufs [][]byte) {
+	for tries := 0; len(bufs) > 0 && tries < 1000; tries++ {
+		n, err := d.Write(bufs, 16)
+		bufs = bufs[n:]
+		if err != nil && !errors.Is(err, ErrWouldBlock) {
+			return
+		}
+		if n == 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
+
+// TestE2EOffloadTCPTransfer sends 16 MiB over TCP between two namespaces
+// whose only link is two TUNs bridged by wire, with offloads on and off,
+// and checks the data with SHA-256.
+func TestE2EOffloadTCPTransfer(t *testing.T) {
+	needRoot(t)
+	for _, off := range []bool{true, false} {
+		t.Run(fmt.Sprintf("offload=%v", off), func(t *testing.T) { tcpTransfer(t, off) })
+	}
+}
+
+func tcpTransfer(t *testing.T, offload bool) {
+	tag := "on"
+	if !offload {
+		tag = "off"
+	}
+	nsA, nsB := testNetns(t, "oa"+tag), testNetns(t, "ob"+tag)
+	var a, b *Native
+	var errA, errB error
+	inNetns(t, nsA, func() { a, errA = CreateWithOptions("wgoa", 1420, Options{Offload: offload}) })
+	inNetns(t, nsB, func() { b, errB = CreateWithOptions("wgob", 1420, Options{Offload: offload}) })
+	if errA != nil || errB != nil {
+		t.Fatalf("create: %v %v", errA, errB)
+	}
+	defer a.Close()
+	defer b.Close()
+	t.Logf("offloads: %s / %s", a.Offloads(), b.Offloads())
+	if offload && a.Offloads()&OffloadTSO4 == 0 {
+		t.Logf("kernel gave no TSO4; the transfer still runs")
+	}
+	ipIn(t, nsA, "addr", "add", "198.18.0.1/30", "dev", "wgoa")
+	ipIn(t, nsB, "addr", "add", "198.18.0.2/30", "dev", "wgob")
+	ipIn(t, nsA, "link", "set", "wgoa", "up")
+	ipIn(t, nsB, "link", "set", "wgob", "up")
+
+	stop := make(chan struct{})
+	var readSizes [65]int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); wire(a, b, stop, &readSizes) }()
+	defer func() { close(stop); wg.Wait() }()
+
+	var ln net.Listener
+	var err error
+	inNetns(t, nsB, func() { ln, err = net.Listen("tcp4", "198.18.0.2:0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 16 << 20
+	got := make(chan [32]byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- [32]byte{}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		h := sha256.New()
+		io.Copy(h, io.LimitReader(c, size))
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		got <- s
+	}()
+	var c net.Conn
+	inNetns(t, nsA, func() {
+		c, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*131 + i>>11)
+	}
+	start := time.Now()
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	sum := <-got
+	el := time.Since(start)
+	if sum != sha256.Sum256(data) {
+		t.Fatal("SHA-256 of received data differs")
+	}
+	t.Logf("16 MiB in %v: %.0f MB/s", el, float64(size)/el.Seconds()/1e6)
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{})
+	logOffloadStats(t, a, b, &readSizes)
+}
+
+func logOffloadStats(t *testing.T, a, b *Native, readSizes *[65]int) {
+	hist := ""
+	for n, c := range readSizes {
+		if c > 0 {
+			hist += fmt.Sprintf(" %d:%d", n, c)
+		}
+	}
+	t.Logf("packets per Read (n:count):%s", hist)
+	for _, d := range []*Native{a, b} {
+		if d.off != nil {
+			s := d.off.stats
+			t.Logf("%s: super reads %d (%d segments), plain reads %d; super writes %d (%d packets), plain writes %d",
+				d.name, s.superReads, s.segments, s.plainReads, s.superOut, s.mergedOut, s.plainOut)
+		}
+	}
+}
