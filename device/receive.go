@@ -112,9 +112,12 @@ func (l *loop) flushDecrypted() {
 					l.tunBlocked = true
 					return
 				}
+				// The TUN dropped a packet it rejected and counted it in n.
 				l.d.counters.tunWriteErrors.Add(1)
 				l.d.logLim.log(l.d.log, l.d.clock.Now(), "tun write error", "err", err)
-				j.pos++
+				if n == 0 {
+					j.pos++
+				}
 			}
 			if j.pos < len(j.out) {
 				continue

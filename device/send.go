@@ -190,11 +190,14 @@ func (l *loop) flushEncrypted() {
 				l.udpBlocked = true
 				return
 			}
-			// One datagram failed for good (no route to that peer, ...):
-			// drop it and go on with the rest.
+			// A datagram failed for good (no route to that peer, ...): Write
+			// dropped it and counted it in n. Skip one more only if nothing
+			// moved, so that a broken socket cannot spin the loop.
 			l.d.counters.sendErrors.Add(1)
 			l.d.logLim.log(l.d.log, l.d.clock.Now(), "udp send error", "err", err)
-			j.pos++
+			if n == 0 {
+				j.pos++
+			}
 		}
 		if j.pos >= len(j.elems) {
 			for i := range j.elems {
