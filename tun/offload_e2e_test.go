@@ -104,15 +104,18 @@ func writeAll(d *Native, bufs [][]byte) {
 // and checks the data with SHA-256.
 func TestE2EOffloadTCPTransfer(t *testing.T) {
 	needRoot(t)
-	for _, off := range []bool{true, false} {
-		t.Run(fmt.Sprintf("offload=%v", off), func(t *testing.T) { tcpTransfer(t, off) })
+	for _, c := range []struct {
+		off bool
+		net string
+	}{{true, "tcp4"}, {true, "tcp6"}, {false, "tcp4"}} {
+		t.Run(fmt.Sprintf("offload=%v/%s", c.off, c.net), func(t *testing.T) { tcpTransfer(t, c.off, c.net) })
 	}
 }
 
-func tcpTransfer(t *testing.T, offload bool) {
-	tag := "on"
+func tcpTransfer(t *testing.T, offload bool, network string) {
+	tag := "on" + network
 	if !offload {
-		tag = "off"
+		tag = "off" + network
 	}
 	nsA, nsB := testNetns(t, "oa"+tag), testNetns(t, "ob"+tag)
 	var a, b *Native
@@ -130,6 +133,8 @@ func tcpTransfer(t *testing.T, offload bool) {
 	}
 	ipIn(t, nsA, "addr", "add", "198.18.0.1/30", "dev", "wgoa")
 	ipIn(t, nsB, "addr", "add", "198.18.0.2/30", "dev", "wgob")
+	ipIn(t, nsA, "addr", "add", "fd00:18::1/64", "dev", "wgoa", "nodad")
+	ipIn(t, nsB, "addr", "add", "fd00:18::2/64", "dev", "wgob", "nodad")
 	ipIn(t, nsA, "link", "set", "wgoa", "up")
 	ipIn(t, nsB, "link", "set", "wgob", "up")
 
@@ -142,7 +147,7 @@ func tcpTransfer(t *testing.T, offload bool) {
 
 	var ln net.Listener
 	var err error
-	inNetns(t, nsB, func() { ln, err = net.Listen("tcp4", "198.18.0.2:0") })
+	inNetns(t, nsB, func() { ln, err = net.Listen(network, listenAddr(network)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +170,7 @@ func tcpTransfer(t *testing.T, offload bool) {
 	}()
 	var c net.Conn
 	inNetns(t, nsA, func() {
-		c, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+		c, err = net.DialTimeout(network, ln.Addr().String(), 5*time.Second)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -268,6 +273,42 @@ func TestE2EOffloadLonePacket(t *testing.T) {
 	if a := testing.AllocsPerRun(50, func() { d.Write(batch, 0) }); a != 0 {
 		t.Errorf("Write allocates %v times per packet", a)
 	}
+	if d.Offloads()&OffloadUSO4 != 0 {
+		checkUSOWrite(t, d, sock, reply)
+	}
+}
+
+// checkUSOWrite writes three datagrams of one flow, which Write merges into
+// one USO super-packet, and checks that the socket gets all three.
+func checkUSOWrite(t *testing.T, d *Native, sock net.PacketConn, reply []byte) {
+	buf := make([]byte, 100)
+	sock.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	for { // drain the replies of the allocation check
+		if _, _, err := sock.ReadFrom(buf); err != nil {
+			break
+		}
+	}
+	var batch [][]byte
+	for k := range 3 {
+		r := append([]byte{}, reply...)
+		binary.BigEndian.PutUint16(r[4:], binary.BigEndian.Uint16(reply[4:])+uint16(k))
+		r[28] = byte('0' + k)
+		batch = append(batch, udpReply(udpReply(r)))
+	}
+	before := d.off.stats.superOut
+	if n, err := d.Write(batch, 0); n != 3 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if d.off.stats.superOut != before+1 {
+		t.Errorf("3 datagrams were not merged into one USO write")
+	}
+	sock.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for k := range 3 {
+		m, _, err := sock.ReadFrom(buf)
+		if err != nil || m != len(reply)-28 || buf[0] != byte('0'+k) {
+			t.Fatalf("datagram %d: %q, %v", k, buf[:m], err)
+		}
+	}
 }
 
 // udpReply swaps addresses and ports of an IPv4/UDP packet and recomputes
@@ -282,4 +323,12 @@ func udpReply(p []byte) []byte {
 	binary.BigEndian.PutUint16(r[10:], ^slowSum(r[:20]))
 	binary.BigEndian.PutUint16(r[26:], ^slowSum(pseudo(r, false, protoUDP, len(r)-20), r[20:]))
 	return r
+}
+
+// listenAddr is the server's address in namespace B for network.
+func listenAddr(network string) string {
+	if network == "tcp6" {
+		return "[fd00:18::2]:0"
+	}
+	return "198.18.0.2:0"
 }
