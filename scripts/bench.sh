@@ -260,6 +260,7 @@ write_meta() {
     echo "iperf3=$(iperf3 --version | head -1)"
     echo "go=$(go env GOVERSION)"
     echo "wireguard_go=$WG_GO_VERSION"
+    echo "wgd_binary=$WGD"
     echo "rounds=$ROUNDS"
     echo "time=$TIME"
     echo "mtu=$TUNNEL_MTU"
@@ -278,4 +279,4 @@ for (( r = 1; r <= ROUNDS; r++ )); do
   done
 done
 say "done in ${SECONDS}s"
-go run ./scripts/benchchart -raw "$raw" -json "$OUT" -svg "$SVG"
+go run ./scripts/benchchart -raw "$raw" -json "$OUT" -svg "$SVG" -bars

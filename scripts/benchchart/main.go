@@ -32,6 +32,7 @@ func run(args []string, stdout io.Writer, log *slog.Logger) error {
 	in := fl.String("in", "", "results JSON to redraw instead of -raw")
 	out := fl.String("json", "", "write the results JSON here")
 	svg := fl.String("svg", "", "write the SVG chart here")
+	bars := fl.Bool("bars", false, "also print the chart as text bars")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +42,12 @@ func run(args []string, stdout io.Writer, log *slog.Logger) error {
 	}
 	if err := writeTable(stdout, res); err != nil {
 		return err
+	}
+	if *bars {
+		fmt.Fprintln(stdout)
+		if err := writeBars(stdout, res); err != nil {
+			return err
+		}
 	}
 	if *out != "" {
 		data, err := json.MarshalIndent(res, "", "  ")

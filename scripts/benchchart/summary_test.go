@@ -92,6 +92,14 @@ func TestSummarizeTableJSONSVG(t *testing.T) {
 		t.Errorf("table has a missed goal:\n%s", out.String())
 	}
 	out.Reset()
+	if err := writeBars(&out, res); err != nil {
+		t.Fatal(err)
+	}
+	// wgd's TCP bar is twice wireguard-go's: 24 cells against 12.
+	if !strings.Contains(out.String(), "wgd           "+strings.Repeat("#", 24)+" ") {
+		t.Errorf("bars:\n%s", out.String())
+	}
+	out.Reset()
 	if err := writeSVG(&out, res); err != nil {
 		t.Fatal(err)
 	}
