@@ -20,13 +20,14 @@ const (
 	ipv6HeaderLen = 40
 )
 
-// readUDP reads one batch from a UDP socket.
+// readUDP reads one batch from a UDP socket. A datagram the kernel
+// coalesced (UDP GRO) is walked segment by segment in its buffer.
 func (l *loop) readUDP(fd int) {
 	d := l.d
 	for i := range l.msgs {
 		l.msgs[i].Buf = l.getBuf()
 	}
-	n, err := l.bind.Read(fd, l.msgs)
+	n, err := l.bind.ReadCoalesced(fd, l.msgs)
 	if err != nil && !isWouldBlock(err) {
 		d.logLim.log(d.log, d.clock.Now(), "udp read error", "err", err)
 	}
@@ -34,7 +35,21 @@ func (l *loop) readUDP(fd int) {
 	d.indices.mu.RLock()
 	for i := range n {
 		m := &l.msgs[i]
-		if l.classify(&j, m) {
+		if m.N == 0 {
+			d.counters.badLength.Add(1) // truncated: larger than any WireGuard message
+			continue
+		}
+		seg := m.Seg
+		if seg == 0 {
+			seg = m.N
+		}
+		owned := false
+		for off := 0; off < m.N; off += seg {
+			if l.classify(&j, m.Buf, off, min(seg, m.N-off), m.Ep, !owned) {
+				owned = true
+			}
+		}
+		if owned {
 			m.Buf = nil // taken by the job
 		}
 	}
@@ -50,11 +65,13 @@ func (l *loop) readUDP(fd int) {
 	}
 }
 
-// classify routes one datagram by (type, length). It reports whether a
-// decrypt job took the buffer. Called with d.indices.mu read-locked.
-func (l *loop) classify(j **job, m *conn.Message) bool {
+// classify routes one datagram, buf[off:off+n], by (type, length). It
+// reports whether a decrypt job took it; own says whether that elem would
+// be the one to return buf to the pool (the first of its buffer). Called
+// with d.indices.mu read-locked.
+func (l *loop) classify(j **job, buf []byte, off, n int, ep conn.Endpoint, own bool) bool {
 	d := l.d
-	msg := m.Buf[:m.N]
+	msg := buf[off : off+n]
 	typ, err := noise.MessageType(msg)
 	if err != nil {
 		d.counters.badType.Add(1)
@@ -62,20 +79,20 @@ func (l *loop) classify(j **job, m *conn.Message) bool {
 	}
 	switch {
 	case typ == noise.TypeTransport && len(msg) >= noise.KeepaliveSize:
-		return l.addDecrypt(j, m)
+		return l.addDecrypt(j, buf, off, n, ep, own)
 	case typ == noise.TypeInitiation && len(msg) == noise.InitiationSize,
 		typ == noise.TypeResponse && len(msg) == noise.ResponseSize,
 		typ == noise.TypeCookieReply && len(msg) == noise.CookieReplySize:
-		d.hs.enqueue(msg, m.Ep)
+		d.hs.enqueue(msg, ep)
 		return false
 	}
 	d.counters.badLength.Add(1)
 	return false
 }
 
-func (l *loop) addDecrypt(j **job, m *conn.Message) bool {
+func (l *loop) addDecrypt(j **job, buf []byte, off, n int, ep conn.Endpoint, own bool) bool {
 	d := l.d
-	idx, _, err := noise.ParseTransportHeader(m.Buf[:m.N])
+	idx, _, err := noise.ParseTransportHeader(buf[off : off+n])
 	if err != nil {
 		d.counters.badLength.Add(1)
 		return false
@@ -88,7 +105,7 @@ func (l *loop) addDecrypt(j **job, m *conn.Message) bool {
 	if *j == nil {
 		*j = l.getJob(false)
 	}
-	(*j).elems = append((*j).elems, elem{buf: m.Buf, n: m.N, kp: e.kp, ep: m.Ep})
+	(*j).elems = append((*j).elems, elem{buf: buf, off: off, n: n, kp: e.kp, ep: ep, own: own})
 	return true
 }
 
@@ -124,7 +141,9 @@ func (l *loop) flushDecrypted() {
 			}
 		}
 		for i := range j.elems {
-			l.putBuf(j.elems[i].buf)
+			if j.elems[i].own {
+				l.putBuf(j.elems[i].buf)
+			}
 		}
 		l.decQ[0] = nil
 		l.decQ = l.decQ[1:]

@@ -90,7 +90,7 @@ func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) boo
 	if counter >= noise.RekeyAfterMessages || (kp.Initiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
 		d.hs.requestInitiation(p, false)
 	}
-	j.elems = append(j.elems, elem{buf: buf, n: n, kp: kp, counter: counter, ep: ep})
+	j.elems = append(j.elems, elem{buf: buf, n: n, kp: kp, counter: counter, ep: ep, own: true})
 	return true
 }
 
@@ -101,13 +101,25 @@ func (l *loop) submit(j *job) {
 		l.putJob(j)
 		return
 	}
+	q := &l.decQ
 	if j.encrypt {
-		l.encQ = append(l.encQ, j)
-	} else {
-		l.decQ = append(l.decQ, j)
+		q = &l.encQ
 	}
+	// A lone packet with nothing ahead of it is sealed or opened right here:
+	// handing it to a worker and waking back up would cost more than the
+	// crypto, and a ping must not wait for that.
+	if len(*q) == 0 && len(j.elems) <= inlineMax {
+		runJob(j)
+		j.done.Store(true)
+		*q = append(*q, j)
+		return
+	}
+	*q = append(*q, j)
 	l.d.workers.jobs <- j
 }
+
+// inlineMax is the largest batch the loop encrypts or decrypts itself.
+const inlineMax = 2
 
 // stage keeps a copy of pkt until p has a session, dropping the oldest past
 // maxStaged.

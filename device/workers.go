@@ -28,10 +28,14 @@ type job struct {
 	out       [][]byte // decrypt: the TUN packets to write, in order
 }
 
-// elem is one packet of a job. buf is a loop-owned pool buffer.
+// elem is one packet of a job. buf is a loop-owned pool buffer; several
+// decrypt elems may share one (segments of a coalesced datagram), and the
+// one with own set returns it to the pool.
 type elem struct {
 	buf     []byte
-	n       int // encrypt: plaintext length at buf[hdr:]; decrypt: datagram length
+	off     int  // decrypt: where the datagram starts in buf
+	own     bool // this elem returns buf to the pool
+	n       int  // encrypt: plaintext length at buf[hdr:]; decrypt: datagram length
 	kp      *keypair
 	counter uint64
 	ep      conn.Endpoint
@@ -77,15 +81,19 @@ func (w *workerPool) stop() {
 func (w *workerPool) run() {
 	defer w.wg.Done()
 	for j := range w.jobs {
-		if j.encrypt {
-			sealJob(j)
-		} else {
-			openJob(j)
-		}
+		runJob(j)
 		j.done.Store(true)
 		if w.wake != nil {
 			w.wake()
 		}
+	}
+}
+
+func runJob(j *job) {
+	if j.encrypt {
+		sealJob(j)
+	} else {
+		openJob(j)
 	}
 }
 
@@ -103,7 +111,7 @@ func sealJob(j *job) {
 func openJob(j *job) {
 	for i := range j.elems {
 		e := &j.elems[i]
-		msg := e.buf[:e.n]
+		msg := e.buf[e.off : e.off+e.n]
 		e.out, e.counter, e.err = e.kp.Open(msg[noise.TransportHeaderSize:noise.TransportHeaderSize], msg)
 	}
 }

@@ -52,6 +52,45 @@ func (b *Bind) Read(fd int, msgs []Message) (int, error) {
 	return n, nil
 }
 
+// ReadCoalesced is Read without the splitting: one recvmmsg(2) of up to
+// len(msgs) datagrams, each left whole. A datagram the kernel coalesced
+// (UDP_GRO) arrives as one message whose Seg gives the segment size, and
+// the caller walks its segments in place: no copies, and a full batch per
+// system call whether or not the sender used GSO. Buffers should hold
+// 64 KiB, or a coalesced datagram is reported with N == 0 (dropped). It
+// must not be mixed with Read on the same fd (Read may hold segments back).
+func (b *Bind) ReadCoalesced(fd int, msgs []Message) (int, error) {
+	if fd < 0 || (int32(fd) != b.fd4.Load() && int32(fd) != b.fd6.Load()) {
+		if b.fd4.Load() < 0 {
+			return 0, ErrClosed
+		}
+		return 0, ErrBadFd
+	}
+	k := min(len(msgs), MaxBatch)
+	if k == 0 {
+		return 0, nil
+	}
+	for i := 0; i < k; i++ {
+		b.rx.prepRecv(i, msgs[i].Buf)
+	}
+	n, errno := recvmmsg(fd, &b.rx.hdrs[0], k, unix.MSG_DONTWAIT)
+	for errno == unix.EINTR {
+		n, errno = recvmmsg(fd, &b.rx.hdrs[0], k, unix.MSG_DONTWAIT)
+	}
+	b.rx.release(k)
+	if errno != 0 {
+		return 0, recvError(0, errno)
+	}
+	for i := 0; i < n; i++ {
+		m := &msgs[i]
+		m.Seg = b.rx.result(i, m)
+		if m.Seg >= m.N {
+			m.Seg = 0
+		}
+	}
+	return n, nil
+}
+
 // Write sends msgs with sendmmsg(2), one call per run of consecutive
 // datagrams of one address family (at most MaxBatch each), and returns how
 // many it consumed. With UDP GSO on, consecutive datagrams to the same

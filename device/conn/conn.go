@@ -32,6 +32,10 @@ type Message struct {
 	Buf []byte   // recv: buffer to fill (len(Buf) is the capacity used); send: the datagram
 	N   int      // recv: bytes received; 0 for a datagram larger than Buf (dropped)
 	Ep  Endpoint // recv: sender in Dst, our address in Src/Ifindex; send: where to
+	// Seg is set by ReadCoalesced only: the segment size when the kernel
+	// coalesced several datagrams of one flow into Buf[:N] (each Seg bytes,
+	// the last possibly shorter); 0 for a single datagram.
+	Seg int
 }
 
 // ErrWouldBlock means "nothing to read" or "socket buffer full": the caller
