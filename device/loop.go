@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wgdvpn/wgd/device/conn"
+	"github.com/wgdvpn/wgd/noise"
 	"github.com/wgdvpn/wgd/tun"
 )
 
@@ -44,7 +45,9 @@ type loop struct {
 	tunBlocked bool
 	udpBlocked bool
 	bind       *conn.Bind // loop's view of d.bind; swapped in the loop only
-	free       [][]byte
+	free       [][]byte   // large buffers
+	freeSmall  [][]byte   // small buffers of smallSize bytes
+	smallSize  int
 	freeJobs   []*job
 	encQ       []*job // encrypt batches in read order
 	decQ       []*job // decrypt batches in read order
@@ -77,8 +80,8 @@ func newLoop(d *Device) (*loop, error) {
 		d:         d,
 		poll:      p,
 		tunFd:     d.tun.Fd(),
-		readBufs:  make([][]byte, 1),
-		readSizes: make([]int, 1),
+		readBufs:  make([][]byte, batchSize),
+		readSizes: make([]int, batchSize),
 		msgs:      make([]conn.Message, batchSize),
 		sendMsgs:  make([]conn.Message, 0, batchSize),
 	}
@@ -155,6 +158,12 @@ func (l *loop) run() error {
 		timeout := l.runTimers(l.d.clock.Now())
 		l.flush()
 		l.updateInterest()
+		if l.tunIn && l.tunBuffered() > 0 {
+			if err := l.readTUN(); err != nil {
+				return err
+			}
+			continue
+		}
 		evs, _, err := l.poll.wait(timeout)
 		if err != nil {
 			return err
@@ -227,7 +236,24 @@ func events(in, out bool) uint32 {
 	return e
 }
 
-// getBuf takes a packet buffer; putBuf returns one. Loop only.
+// Packet buffers come in two sizes. Large ones (bufSize) receive UDP,
+// where one buffer may hold a whole GRO-coalesced 64 KiB datagram. Small
+// ones hold one packet of the current MTU plus the transport header,
+// padding and tag: TUN reads, which the TUN splits to the MTU even with
+// offloads, staged packets and keepalives. Both free lists are bounded and
+// owned by the loop.
+
+// bufOverhead is the room a small buffer keeps around an MTU-sized packet:
+// header in front, padding and tag behind.
+const bufOverhead = noise.TransportHeaderSize + 16 + noise.TagSize
+
+// smallBufSize is the size of a small buffer for the current MTU.
+func (l *loop) smallBufSize() int {
+	return (l.d.MTU() + bufOverhead + 63) &^ 63
+}
+
+// getBuf takes a large buffer; getSmall a small one of size bytes; putBuf
+// returns either. Loop only.
 func (l *loop) getBuf() []byte {
 	if n := len(l.free); n > 0 {
 		b := l.free[n-1]
@@ -238,9 +264,31 @@ func (l *loop) getBuf() []byte {
 	return make([]byte, bufSize)
 }
 
+func (l *loop) getSmall(size int) []byte {
+	if size != l.smallSize {
+		clear(l.freeSmall) // the MTU changed: start over
+		l.freeSmall = l.freeSmall[:0]
+		l.smallSize = size
+	}
+	if n := len(l.freeSmall); n > 0 {
+		b := l.freeSmall[n-1]
+		l.freeSmall[n-1] = nil
+		l.freeSmall = l.freeSmall[:n-1]
+		return b
+	}
+	return make([]byte, size)
+}
+
 func (l *loop) putBuf(b []byte) {
-	if len(l.free) < maxFreeBufs && cap(b) >= bufSize {
-		l.free = append(l.free, b[:bufSize])
+	switch {
+	case cap(b) >= bufSize:
+		if len(l.free) < maxFreeBufs {
+			l.free = append(l.free, b[:bufSize])
+		}
+	case cap(b) == l.smallSize:
+		if len(l.freeSmall) < maxFreeBufs {
+			l.freeSmall = append(l.freeSmall, b[:l.smallSize])
+		}
 	}
 }
 

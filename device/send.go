@@ -14,34 +14,62 @@ import (
 // destination (allowed IPs) -> assign the peer's next nonce in read order ->
 // encrypt on a worker -> send the batch, in order, with one sendmmsg.
 
-// readTUN reads up to batchSize packets and queues them for encryption.
+// readTUN reads packets and queues them for encryption, one job per Read
+// call. With TUN offloads one read(2) returns a whole TSO super-packet cut
+// into MTU-sized segments; those the call could not return stay buffered in
+// the TUN device, where epoll cannot see them, so the loop also comes back
+// here while tunBuffered says so.
 func (l *loop) readTUN() error {
-	now := l.d.clock.Now()
-	var j *job
-	for range batchSize {
-		buf := l.getBuf()
-		l.readBufs[0] = buf
-		n, err := l.d.tun.Read(l.readBufs[:1], l.readSizes[:1], noise.TransportHeaderSize)
-		if err != nil || n == 0 {
-			l.putBuf(buf)
-			if err == nil || isWouldBlock(err) {
-				break
-			}
-			if errors.Is(err, tun.ErrDeleted) {
-				return err
-			}
-			l.d.logLim.log(l.d.log, now, "tun read error", "err", err)
-			break
+	d := l.d
+	now := d.clock.Now()
+	size := l.smallBufSize()
+	bs := min(d.tun.BatchSize(), batchSize)
+	bufs, sizes := l.readBufs[:bs], l.readSizes[:bs]
+	for range maxTUNReads {
+		for i := range bufs {
+			bufs[i] = l.getSmall(size)
 		}
-		if j == nil {
-			j = l.getJob(true)
+		n, err := d.tun.Read(bufs, sizes, noise.TransportHeaderSize)
+		var j *job
+		for i := range n {
+			if j == nil {
+				j = l.getJob(true)
+			}
+			l.route(j, bufs[i], sizes[i], now)
+			bufs[i] = nil
 		}
-		l.route(j, buf, l.readSizes[0], now)
-	}
-	if j != nil {
-		l.submit(j)
+		for i := n; i < bs; i++ {
+			l.putBuf(bufs[i])
+			bufs[i] = nil
+		}
+		if j != nil {
+			l.submit(j)
+		}
+		switch {
+		case err == nil && n > 0 && len(l.encQ) < maxInflight:
+			continue
+		case err == nil || isWouldBlock(err):
+		case errors.Is(err, tun.ErrDeleted):
+			return err
+		default:
+			d.logLim.log(d.log, now, "tun read error", "err", err)
+		}
+		return nil
 	}
 	return nil
+}
+
+// maxTUNReads bounds the Read calls per readiness event, so that the other
+// direction gets its turn.
+const maxTUNReads = 4
+
+// tunBuffered reports how many segments the TUN holds back from an earlier
+// super-packet (0 for devices without offloads).
+func (l *loop) tunBuffered() int {
+	if b, ok := l.d.tun.(interface{ Buffered() int }); ok {
+		return b.Buffered()
+	}
+	return 0
 }
 
 // route finds the peer for one packet read from the TUN and adds it to j,
@@ -155,8 +183,9 @@ func (l *loop) sendStaged(p *Peer) {
 	staged := p.staged
 	p.staged = nil
 	j := l.getJob(true)
+	size := l.smallBufSize()
 	for i, pkt := range staged {
-		buf := l.getBuf()
+		buf := l.getSmall(max(size, len(pkt)+bufOverhead))
 		n := copy(buf[noise.TransportHeaderSize:], pkt)
 		if !l.appendSeal(j, p, buf, n, now) {
 			l.putBuf(buf)
@@ -175,7 +204,7 @@ func (l *loop) sendKeepalive(p *Peer) {
 		return
 	}
 	j := l.getJob(true)
-	buf := l.getBuf()
+	buf := l.getSmall(l.smallBufSize())
 	if !l.appendSeal(j, p, buf, 0, l.d.clock.Now()) {
 		l.putBuf(buf)
 	}

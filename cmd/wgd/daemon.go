@@ -174,7 +174,7 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	if err != nil {
 		return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
 	}
-	t, err := tun.Create(name, defaultMTU)
+	t, err := tun.CreateWithOptions(name, defaultMTU, tun.Options{Offload: true, Logger: log})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("create TUN %s: %w", name, err)
@@ -187,7 +187,7 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	}
 	d := &daemon{name: name, log: log, ln: ln, tun: t, dev: dev, srvErr: make(chan error, 1)}
 	go func() { d.srvErr <- ln.Serve(ctx, dev, log) }()
-	log.Info("device started", "port", dev.Port())
+	log.Info("device started", "port", dev.Port(), "tun_offloads", t.Offloads().String())
 	return d, nil
 }
 
