@@ -136,9 +136,14 @@ func (p *Peer) zeroKeys() {
 
 func (p *Peer) zeroKeysLocked() {
 	d := p.dev
-	d.retire(p.current.Swap(nil))
-	d.retire(p.previous.Swap(nil))
-	d.retire(p.next.Swap(nil))
+	for _, slot := range []*atomic.Pointer[keypair]{&p.current, &p.previous, &p.next} {
+		if kp := slot.Swap(nil); kp != nil {
+			d.retire(kp)
+			// Seal and Open check this flag, so a packet still in flight
+			// with these keys is dropped, not sent.
+			kp.Zero()
+		}
+	}
 	if p.handshakeIndex != 0 {
 		d.indices.remove(p.handshakeIndex)
 		p.handshakeIndex = 0

@@ -219,6 +219,10 @@ func (l *loop) flushEncrypted() {
 		if !j.done.Load() {
 			return
 		}
+		if !j.processed {
+			l.dropUnsealed(j)
+			j.processed = true
+		}
 		l.sendMsgs = l.sendMsgs[:0]
 		for i := j.pos; i < len(j.elems); i++ {
 			e := &j.elems[i]
@@ -249,6 +253,22 @@ func (l *loop) flushEncrypted() {
 			l.putJob(j)
 		}
 	}
+}
+
+// dropUnsealed removes the packets whose session was zeroed while they
+// were being sealed (the peer was removed or its keys were wiped).
+func (l *loop) dropUnsealed(j *job) {
+	kept := j.elems[:0]
+	for _, e := range j.elems {
+		if e.out == nil {
+			l.d.counters.noKey.Add(1)
+			l.putBuf(e.buf)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(j.elems[len(kept):])
+	j.elems = kept
 }
 
 // afterSend does the accounting and timer events for the n datagrams of j

@@ -1,6 +1,7 @@
 package noise
 
 import (
+	cryptorand "crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -30,7 +31,11 @@ type CookieChecker struct {
 }
 
 // NewCookieChecker returns a checker for the identity with public key local.
+// A nil rand means crypto/rand.
 func NewCookieChecker(local PublicKey, rand io.Reader) *CookieChecker {
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
 	c := &CookieChecker{rand: rand}
 	c.SetLocal(local)
 	return c

@@ -2,6 +2,7 @@ package noise
 
 import (
 	"crypto/ecdh"
+	cryptorand "crypto/rand"
 	"fmt"
 	"io"
 )
@@ -65,6 +66,9 @@ func dh(priv *ecdh.PrivateKey, pub []byte) ([32]byte, error) {
 // newEphemeral reads 32 bytes from rand and makes them an X25519 key. This
 // costs one scalar multiplication (the public key), which is needed anyway.
 func newEphemeral(rand io.Reader) (*ecdh.PrivateKey, error) {
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
 	var seed [32]byte
 	defer clear(seed[:])
 	if _, err := io.ReadFull(rand, seed[:]); err != nil {
