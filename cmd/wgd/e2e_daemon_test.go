@@ -194,3 +194,74 @@ func tcpTransfer(t *testing.T, p *netnsPair, host string) {
 		t.Fatalf("TCP transfer to %s: checksum mismatch", host)
 	}
 }
+
+// TestE2ENetnsMoveAndExit starts a daemon in namespace a, moves its TUN
+// into a third namespace (the UDP socket stays in a, as with wireguard-go),
+// checks the tunnel works from there, then deletes the link and checks the
+// daemon exits and removes its UAPI socket.
+func TestE2ENetnsMoveAndExit(t *testing.T) {
+	needRoot(t)
+	p := newNetnsPair(t)
+	inner := p.a + "-in"
+	run(t, "ip", "netns", "add", inner)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", inner).Run() })
+	dir := t.TempDir()
+	dev := func(ns string) string { return fmt.Sprintf("wgdm%s%d", ns, os.Getpid()%10000) }
+	keys := map[string]string{}
+	for _, ns := range []string{"a", "b"} {
+		priv := strings.TrimSpace(run(t, wgdBin, "genkey"))
+		os.WriteFile(dir+"/"+ns+".key", []byte(priv+"\n"), 0o600)
+		cmd := exec.Command(wgdBin, "pubkey")
+		cmd.Stdin = strings.NewReader(priv)
+		pub, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[ns] = strings.TrimSpace(string(pub))
+	}
+	run(t, "ip", "netns", "exec", p.a, wgdBin, dev("a"))
+	run(t, "ip", "netns", "exec", p.b, wgdBin, dev("b"))
+	t.Cleanup(func() {
+		exec.Command("ip", "-n", inner, "link", "del", dev("a")).Run()
+		exec.Command("ip", "-n", p.b, "link", "del", dev("b")).Run()
+	})
+	// Move a's TUN away before configuring it: the daemon keeps the fd.
+	run(t, "ip", "-n", p.a, "link", "set", dev("a"), "netns", inner)
+	run(t, "ip", "netns", "exec", p.a, "wg", "set", dev("a"), "private-key", dir+"/a.key", "listen-port", "51820",
+		"peer", keys["b"], "endpoint", "198.18.0.2:51820", "allowed-ips", "198.19.0.2/32")
+	run(t, "ip", "netns", "exec", p.b, "wg", "set", dev("b"), "private-key", dir+"/b.key", "listen-port", "51820",
+		"peer", keys["a"], "endpoint", "198.18.0.1:51820", "allowed-ips", "198.19.0.1/32")
+	run(t, "ip", "-n", inner, "link", "set", "lo", "up")
+	run(t, "ip", "-n", inner, "addr", "add", "198.19.0.1/24", "dev", dev("a"))
+	run(t, "ip", "-n", inner, "link", "set", dev("a"), "up")
+	run(t, "ip", "-n", p.b, "addr", "add", "198.19.0.2/24", "dev", dev("b"))
+	run(t, "ip", "-n", p.b, "link", "set", dev("b"), "up")
+	run(t, "ip", "netns", "exec", inner, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
+
+	// Deleting the link stops the daemon, which removes its socket.
+	sock := "/var/run/wireguard/" + dev("a") + ".sock"
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("UAPI socket missing while the daemon runs: %v", err)
+	}
+	run(t, "ip", "-n", inner, "link", "del", dev("a"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(sock); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("daemon did not exit and remove its socket after its TUN was deleted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		out, _ := exec.Command("pgrep", "-f", wgdBin+" -f "+dev("a")).Output()
+		if len(out) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon still running after its TUN was deleted: pids %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
