@@ -25,7 +25,8 @@ type Handshake struct {
 	local           *Static
 	remote          PublicKey
 	psk             PresharedKey
-	ss              [32]byte // DH(s_local, S_remote), precomputed (whitepaper §5.4.2 "ss")
+	ss              [32]byte // DH(s_local, S_remote) (whitepaper §5.4.2 "ss"), once ssDone
+	ssDone          bool     // ss and ssErr hold the result for the current local key
 	ssErr           error    // why ss is unusable (zero result, no private key)
 	remoteMAC1Key   [hashSize]byte
 	remoteCookieKey [hashSize]byte
@@ -55,9 +56,12 @@ type Handshake struct {
 	prologue []byte
 }
 
-// NewHandshake prepares the handshake with the peer remote: it computes the
-// static-static DH once (so no handshake pays for it) and the peer's mac1
-// and cookie keys. A low-order remote key is not an error here; every
+// NewHandshake prepares the handshake with the peer remote: it derives the
+// peer's mac1 and cookie keys. The static-static DH is computed once, by the
+// first handshake that needs it, and kept (see staticShared): configuring a
+// peer then costs no scalar multiplication, which is what lets a device
+// take a million peers at setconf speed, and a peer that never shakes hands
+// never pays for one. A low-order remote key is not an error here; every
 // handshake with it then fails with ErrZeroSharedSecret.
 func NewHandshake(local *Static, remote PublicKey, psk PresharedKey) *Handshake {
 	h := &Handshake{remote: remote, psk: psk}
@@ -75,18 +79,30 @@ func (h *Handshake) Remote() PublicKey { return h.remote }
 // both sides agree; the caller normally follows with Clear.
 func (h *Handshake) SetPresharedKey(psk PresharedKey) { h.psk = psk }
 
-// SetLocal installs a new local identity: it recomputes ss and drops any
-// exchange in flight, whose chaining key used the old static key.
+// SetLocal installs a new local identity: it forgets ss (the next handshake
+// computes it with the new key) and drops any exchange in flight, whose
+// chaining key used the old static key.
 func (h *Handshake) SetLocal(local *Static) {
 	h.Clear()
 	h.local = local
 	clear(h.ss[:])
-	h.ssErr = nil
+	h.ssDone, h.ssErr = false, nil
 	if local == nil || local.key == nil {
-		h.ssErr = ErrNoPrivateKey
-		return
+		h.ssDone, h.ssErr = true, ErrNoPrivateKey
 	}
-	h.ss, h.ssErr = dh(local.key, h.remote[:])
+}
+
+// staticShared returns DH(S_local.priv, S_remote.pub), computing it on the
+// first call after NewHandshake or SetLocal and keeping it for every later
+// handshake, as the kernel's precomputed static-static does. The cost is
+// bounded: at most one scalar multiplication per peer per local key, even
+// for initiations forged by someone who knows our public key.
+func (h *Handshake) staticShared() (*[32]byte, error) {
+	if !h.ssDone {
+		h.ss, h.ssErr = dh(h.local.key, h.remote[:])
+		h.ssDone = true
+	}
+	return &h.ss, h.ssErr
 }
 
 // LocalIndex returns the sender index of the exchange in flight, 0 when none.
@@ -131,8 +147,8 @@ func (h *Handshake) prologueOr() []byte {
 // unchanged and the previous exchange is gone.
 func (h *Handshake) CreateInitiation(dst []byte, now time.Time, localIndex uint32, rand io.Reader) ([]byte, error) {
 	h.Clear()
-	if h.ssErr != nil {
-		return dst, h.ssErr
+	if _, err := h.staticShared(); err != nil {
+		return dst, err
 	}
 	out, msg := grow(dst, InitiationSize)
 	binary.LittleEndian.PutUint32(msg, TypeInitiation)
@@ -174,8 +190,12 @@ func (h *Handshake) writeInitiation(out []byte, rand io.Reader, payload []byte) 
 	start := len(out)
 	out = aeadSeal(out, &key, h.local.pub[:], h.hash[:])
 	h.hash = hashOf(h.hash[:], out[start:])
-	// ss: (C, k) = KDF2(C, DH(S_i.priv, S_r.pub)), DH precomputed
-	h.chain, key = kdf2(h.chain[:], h.ss[:])
+	// ss: (C, k) = KDF2(C, DH(S_i.priv, S_r.pub)), DH computed once per peer
+	ss, err := h.staticShared()
+	if err != nil {
+		return nil, err
+	}
+	h.chain, key = kdf2(h.chain[:], ss[:])
 	// payload: enc_ts = AEAD(k, 0, TAI64N, H); H = HASH(H || enc_ts)
 	start = len(out)
 	out = aeadSeal(out, &key, payload, h.hash[:])

@@ -112,7 +112,7 @@ func (h *Handshake) ConsumeInitiation(r *InitiationResult, now time.Time) error 
 }
 
 // finishInitiation runs ss and decrypts the payload, returning the new C and
-// H without touching h.
+// H; of h it changes only the cached static-static DH (staticShared).
 func (h *Handshake) finishInitiation(r *InitiationResult) (payload []byte, c, hh [hashSize]byte, err error) {
 	if r == nil {
 		return nil, c, hh, ErrUnexpectedMessage
@@ -120,12 +120,13 @@ func (h *Handshake) finishInitiation(r *InitiationResult) (payload []byte, c, hh
 	if !r.remoteStatic.Equal(h.remote) {
 		return nil, c, hh, ErrUnknownPeer
 	}
-	if h.ssErr != nil {
-		return nil, c, hh, h.ssErr
+	ss, err := h.staticShared()
+	if err != nil {
+		return nil, c, hh, err
 	}
-	// ss: (C, k) = KDF2(C, DH(S_r.priv, S_i.pub)), DH precomputed
+	// ss: (C, k) = KDF2(C, DH(S_r.priv, S_i.pub)), DH computed once per peer
 	var key [32]byte
-	c, key = kdf2(r.chain[:], h.ss[:])
+	c, key = kdf2(r.chain[:], ss[:])
 	// payload: TAI64N = AEAD-Open(k, 0, enc_ts, H); H = HASH(H || enc_ts)
 	payload, err = aeadOpen(nil, &key, r.encPayload, r.hash[:])
 	clear(key[:])
