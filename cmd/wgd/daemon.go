@@ -11,10 +11,15 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/wgdvpn/wgd/device"
 	"github.com/wgdvpn/wgd/ipc"
@@ -75,7 +80,8 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 	}
 	defer r.Close()
 	child := exec.Command(self, "-f", name)
-	child.Env = append(os.Environ(), envForeground+"=1", envReadyFd+"=3")
+	child.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"),
+		envForeground+"=1", envReadyFd+"=3")
 	child.ExtraFiles = []*os.File{w}
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -126,8 +132,8 @@ func serve(ctx context.Context, name string, log *slog.Logger, ready *os.File) e
 		fmt.Fprintln(ready, "ready")
 		ready.Close()
 	}
-	notifySystemd("READY=1")
-	defer notifySystemd("STOPPING=1")
+	d.notify.send("READY=1")
+	defer d.notify.send("STOPPING=1")
 	return d.wait(ctx, func() {
 		if err := reloadInterface(context.Background(), name, quickIO{stderr: io.Discard}); err != nil {
 			log.Error("reload on SIGHUP", "err", err)
@@ -165,6 +171,10 @@ type daemon struct {
 	tun    *tun.Native
 	dev    *device.Device
 	srvErr chan error
+	notify notifier
+	// watchdog is the WATCHDOG=1 interval; 0 when systemd's is off.
+	watchdog  time.Duration
+	closeOnce sync.Once
 }
 
 // startDaemon takes the UAPI socket (refusing one a live daemon owns),
@@ -185,30 +195,47 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 		ln.Close()
 		return nil, fmt.Errorf("start device %s: %w", name, err)
 	}
-	d := &daemon{name: name, log: log, ln: ln, tun: t, dev: dev, srvErr: make(chan error, 1)}
+	d := &daemon{name: name, log: log, ln: ln, tun: t, dev: dev, srvErr: make(chan error, 1),
+		notify: newNotifier(os.Getenv), watchdog: watchdogInterval(os.Getenv, os.Getpid())}
 	go func() { d.srvErr <- ln.Serve(ctx, dev, log) }()
 	log.Info("device started", "port", dev.Port(), "tun_offloads", t.Offloads().String())
 	return d, nil
 }
 
+// close stops the engine (which closes the TUN, deleting the link) and the
+// UAPI server (which removes the socket). It may be called more than once.
 func (d *daemon) close() {
-	d.dev.Close()
-	d.ln.Close()
-	d.log.Info("device stopped", "counters", fmt.Sprintf("%+v", d.dev.Counters()))
+	d.closeOnce.Do(func() {
+		d.dev.Close()
+		d.ln.Close()
+		d.log.Info("device stopped", "counters", fmt.Sprintf("%+v", d.dev.Counters()))
+	})
 }
 
 // wait blocks until a reason to stop: ctx done (a signal), the UAPI socket
 // unlinked, the TUN deleted, a device or server failure. It follows MTU
-// changes of the link and calls onHUP for each SIGHUP.
+// changes of the link, calls onHUP for each SIGHUP between RELOADING=1 and
+// READY=1, and pings systemd's watchdog while nothing is wrong: a stuck
+// wait loop (or a stuck onHUP) stops the pings and systemd restarts us.
 func (d *daemon) wait(ctx context.Context, onHUP func()) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var watchdog <-chan time.Time
+	if d.watchdog > 0 {
+		tick := time.NewTicker(d.watchdog)
+		defer tick.Stop()
+		watchdog = tick.C
+	}
 	events := d.tun.Events()
 	for {
 		select {
+		case <-watchdog:
+			d.notify.send("WATCHDOG=1")
 		case <-hup:
+			d.notify.reloading()
 			onHUP()
+			d.notify.send("READY=1")
 		case ev, ok := <-events:
 			if !ok || ev.Kind == tun.EventDeleted {
 				d.log.Info("shutting down", "reason", "interface deleted")
@@ -250,19 +277,72 @@ func newLogger(name string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("interface", name)
 }
 
-// notifySystemd sends a sd_notify(3) state line when NOTIFY_SOCKET is set.
-func notifySystemd(state string) {
-	addr := os.Getenv("NOTIFY_SOCKET")
-	if addr == "" {
-		return
-	}
+// notifier sends sd_notify(3) state lines to the service manager named by
+// $NOTIFY_SOCKET; without one it does nothing, so callers need not care
+// whether they run under systemd.
+type notifier struct {
+	addr string // socket address, "\x00..." for an abstract one; "" for none
+}
+
+// newNotifier reads $NOTIFY_SOCKET through getenv. A leading "@" names an
+// abstract socket, as in sd_notify.
+func newNotifier(getenv func(string) string) notifier {
+	addr := getenv("NOTIFY_SOCKET")
 	if strings.HasPrefix(addr, "@") {
 		addr = "\x00" + addr[1:]
 	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	return notifier{addr: addr}
+}
+
+// send delivers one state line. Failures are ignored, as sd_notify callers
+// do: a lost notification must not take the tunnel down.
+func (n notifier) send(state string) {
+	if n.addr == "" {
+		return
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.addr, Net: "unixgram"})
 	if err != nil {
 		return
 	}
 	defer c.Close()
 	_, _ = c.Write([]byte(state))
+}
+
+// reloading is the RELOADING=1 line; systemd wants the CLOCK_MONOTONIC time
+// with it, so that it can tell this reload from a later one.
+func (n notifier) reloading() {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		n.send("RELOADING=1")
+		return
+	}
+	n.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
+}
+
+// watchdogInterval is how often to send WATCHDOG=1: half of $WATCHDOG_USEC,
+// as sd_watchdog_enabled(3) advises, or 0 when the watchdog is off or meant
+// for another process ($WATCHDOG_PID).
+func watchdogInterval(getenv func(string) string, pid int) time.Duration {
+	usec, err := strconv.ParseUint(getenv("WATCHDOG_USEC"), 10, 63)
+	if err != nil || usec == 0 {
+		return 0
+	}
+	if p := getenv("WATCHDOG_PID"); p != "" && p != strconv.Itoa(pid) {
+		return 0
+	}
+	return time.Duration(usec) * time.Microsecond / 2
+}
+
+// withoutEnv returns env less the variables named; a spawned background
+// daemon must not talk to the service manager of the command that started
+// it.
+func withoutEnv(env []string, names ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

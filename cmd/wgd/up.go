@@ -49,7 +49,7 @@ func newDownCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runDown(cmd.Context(), t, newQuickIO(cmd))
+			return runDown(cmd.Context(), t, newQuickIO(cmd), nil)
 		},
 	}
 }
@@ -125,7 +125,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	dev := quickDevice(t.iface, q)
+	dev := quickDevice(t.iface, q, func() *daemon { return d })
 	dev.Create = func(ctx context.Context) error {
 		fmt.Fprintf(q.stderr, "[#] wgd %s\n", t.iface)
 		if foreground {
@@ -158,25 +158,31 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 // runForeground keeps an in-process daemon (`wgd up -f`) until SIGTERM or
 // SIGINT, reloading on SIGHUP, then takes the interface down.
 func runForeground(ctx context.Context, t quickTarget, d *daemon, q quickIO) error {
-	notifySystemd("READY=1")
+	d.notify.send("READY=1")
 	err := d.wait(ctx, func() {
-		notifySystemd("RELOADING=1")
 		if err := reloadInterface(context.Background(), t.iface, q); err != nil {
 			d.log.Error("reload", "err", err)
 		}
-		notifySystemd("READY=1")
 	})
-	notifySystemd("STOPPING=1")
-	downErr := runDown(context.Background(), t, q)
+	d.notify.send("STOPPING=1")
+	downErr := runDown(context.Background(), t, q, d)
 	d.close()
 	return errors.Join(err, downErr)
 }
 
 // quickDevice reaches the WireGuard device for netcfg: deleting the link
 // (which stops the daemon) and reading or setting its fwmark over UAPI.
-func quickDevice(iface string, q quickIO) netcfg.Device {
+// own returns the daemon of this process (`wgd up -f`) or nil: that one is
+// closed directly, since it cannot notice its own link going while this
+// goroutine waits for its socket to disappear.
+func quickDevice(iface string, q quickIO, own func() *daemon) netcfg.Device {
 	return netcfg.Device{
-		Delete: func() error { return deleteInterface(iface) },
+		Delete: func() error {
+			if d := own(); d != nil {
+				d.close()
+			}
+			return deleteInterface(iface)
+		},
 		SetFwMark: func(mark uint32) error {
 			fmt.Fprintf(q.stderr, "[#] wg set %s fwmark %d\n", iface, mark)
 			return ipcBackend{}.Set(iface, &device.Config{FwMark: &mark})
@@ -214,14 +220,23 @@ func deleteInterface(iface string) error {
 	return nil
 }
 
-func runDown(ctx context.Context, t quickTarget, q quickIO) error {
+// runDown takes the interface down with what `up` recorded, so that it also
+// cleans up after a daemon that was killed. Without a record it uses the
+// config file, as wg-quick does, if the interface exists; if it does not,
+// the interface is already down and there is nothing to do (a stale UAPI
+// socket aside), which makes down idempotent. own is this process's daemon
+// for `wgd up -f`, else nil.
+func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	st, err := readState(t.iface)
 	if err != nil {
-		// Not started by `wgd up` (or its state is gone): use the file, as
-		// wg-quick does.
+		if _, lerr := netlink.LinkByName(t.iface); lerr != nil {
+			_ = deleteInterface(t.iface)
+			fmt.Fprintf(q.stderr, "Warning: `%s' is not up: nothing to take down\n", t.iface)
+			return nil
+		}
 		c, lerr := loadConfig(t, q.stderr)
 		if lerr != nil {
 			return lerr
@@ -236,7 +251,7 @@ func runDown(ctx context.Context, t quickTarget, q quickIO) error {
 			}
 		}
 	}
-	err = q.runner().Down(ctx, st.Settings, quickDevice(t.iface, q))
+	err = q.runner().Down(ctx, st.Settings, quickDevice(t.iface, q, func() *daemon { return own }))
 	_ = deleteInterface(t.iface)
 	removeState(t.iface)
 	return err
@@ -273,7 +288,7 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 		return fmt.Errorf("reload %s: %w", iface, err)
 	}
 	next := &quickState{ConfigPath: t.path, Settings: settingsFor(iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
-	if err := q.runner().Reload(ctx, st.Settings, next.Settings, quickDevice(iface, q)); err != nil {
+	if err := q.runner().Reload(ctx, st.Settings, next.Settings, quickDevice(iface, q, func() *daemon { return nil })); err != nil {
 		return fmt.Errorf("reload %s: %w", iface, err)
 	}
 	return writeState(iface, next)

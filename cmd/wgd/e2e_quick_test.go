@@ -1,0 +1,642 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// End-to-end tests of `wgd up/down/reload` (wg-quick's job) and of wg-quick
+// itself driving wgd as its userspace implementation. Each test makes its
+// own namespaces, runs the built binary in them with configs in a temporary
+// directory, and checks that nothing is left behind afterwards.
+
+// quickSeq makes interface names unique within one test binary; the pid
+// makes them unique between binaries, since /var/run/wireguard and /run/wgd
+// are shared by all namespaces.
+var quickSeq atomic.Int32
+
+// quickIfaces returns two fresh interface names (at most 15 characters).
+func quickIfaces() (a, b string) {
+	n := quickSeq.Add(1)
+	base := fmt.Sprintf("wq%d%d", os.Getpid()%100000, n)
+	return base + "a", base + "b"
+}
+
+// quickSide is one end of a tunnel: its namespace, interface and keys.
+type quickSide struct {
+	ns, iface, priv, pub string
+	n                    int // 1 for a, 2 for b: the last octet of its addresses
+}
+
+// quickSetup is a namespace pair with a key pair and an interface name for
+// each side, and a directory for configs.
+type quickSetup struct {
+	*netnsPair
+	a, b quickSide
+	dir  string
+}
+
+func newQuickSetup(t *testing.T) *quickSetup {
+	t.Helper()
+	needRoot(t)
+	p := newNetnsPair(t)
+	ia, ib := quickIfaces()
+	s := &quickSetup{netnsPair: p, dir: t.TempDir()}
+	s.a = quickSide{ns: p.a, iface: ia, n: 1}
+	s.b = quickSide{ns: p.b, iface: ib, n: 2}
+	for _, side := range []*quickSide{&s.a, &s.b} {
+		side.priv, side.pub = genKeyPair(t)
+		t.Cleanup(func() { cleanupIface(side.ns, side.iface) })
+	}
+	return s
+}
+
+// genKeyPair returns a private key and its public key from wgd itself.
+func genKeyPair(t *testing.T) (priv, pub string) {
+	t.Helper()
+	priv = strings.TrimSpace(run(t, wgdBin, "genkey"))
+	r := runTool(t, priv, wgdBin, "pubkey")
+	if r.code != 0 {
+		t.Fatalf("pubkey: %+v", r)
+	}
+	return priv, strings.TrimSpace(r.stdout)
+}
+
+// cleanupIface is a best-effort teardown for a test that failed halfway:
+// the namespaces go with the test, the shared socket and state file not.
+func cleanupIface(ns, iface string) {
+	exec.Command("ip", "-n", ns, "link", "del", iface).Run()
+	os.Remove(filepath.Join("/var/run/wireguard", iface+".sock"))
+	os.Remove(filepath.Join(stateDir, iface+".json"))
+}
+
+// conf writes a config for side (mode 0600) with its [Interface] lines,
+// then one [Peer] for the other side with peerLines, and returns its path.
+func (s *quickSetup) conf(t *testing.T, side quickSide, ifaceLines, peerLines string) string {
+	t.Helper()
+	other := s.b
+	if side.n == 2 {
+		other = s.a
+	}
+	text := fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = 51820\n%s\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.0.%d:51820\n%s\n",
+		side.priv, ifaceLines, other.pub, other.n, peerLines)
+	return writeQuickConf(t, s.dir, side.iface, text)
+}
+
+func writeQuickConf(t *testing.T, dir, iface, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, iface+".conf")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// wgdIn runs the wgd binary inside namespace ns.
+func wgdIn(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	return runTool(t, "", "ip", append([]string{"netns", "exec", ns, wgdBin}, args...)...)
+}
+
+func mustWgd(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	r := wgdIn(t, ns, args...)
+	if r.code != 0 {
+		t.Fatalf("wgd %s in %s: exit %d\n%s%s", strings.Join(args, " "), ns, r.code, r.stdout, r.stderr)
+	}
+	return r.stderr
+}
+
+func ipIn(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	return run(t, append([]string{"ip", "-n", ns}, args...)...)
+}
+
+func contains(t *testing.T, what, text string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s: no %q in\n%s", what, w, text)
+		}
+	}
+}
+
+func lacks(t *testing.T, what, text string, unwanted ...string) {
+	t.Helper()
+	for _, w := range unwanted {
+		if strings.Contains(text, w) {
+			t.Errorf("%s: unexpected %q in\n%s", what, w, text)
+		}
+	}
+}
+
+// defaultRules are what a fresh namespace has: a full tunnel's rules must
+// be gone after down.
+var defaultRules = map[string]string{
+	"-4": "0: from all lookup local 32766: from all lookup main 32767: from all lookup default",
+	"-6": "0: from all lookup local 32766: from all lookup main",
+}
+
+// assertGone checks that nothing of iface is left in ns or on the host: no
+// link, no route or rule, no UAPI socket, no state file, no daemon.
+func assertGone(t *testing.T, ns, iface string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", ns, "link", "show", iface).CombinedOutput(); err == nil {
+		t.Errorf("link %s still exists:\n%s", iface, out)
+	}
+	routes := ipIn(t, ns, "-4", "route", "show", "table", "all") + ipIn(t, ns, "-6", "route", "show", "table", "all")
+	lacks(t, "routes", routes, iface)
+	for fam, want := range defaultRules {
+		if got := ipIn(t, ns, fam, "rule"); strings.Join(strings.Fields(got), " ") != want {
+			t.Errorf("ip %s rule left over:\n%s", fam, got)
+		}
+	}
+	sock := filepath.Join("/var/run/wireguard", iface+".sock")
+	if !waitFor(3*time.Second, func() bool { _, err := os.Stat(sock); return err != nil }) {
+		t.Errorf("UAPI socket %s left behind", sock)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, iface+".json")); err == nil {
+		t.Errorf("state file for %s left behind", iface)
+	}
+	if pids := strings.TrimSpace(run(t, "ip", "netns", "pids", ns)); pids != "" {
+		t.Errorf("processes left in %s: %s", ns, pids)
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+func ping(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	run(t, append([]string{"ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2"}, args...)...)
+}
+
+// TestE2EQuickUpDown brings both sides up with addresses (v4 and v6), an
+// MTU, PostUp/PostDown hooks and a peer subnet route, pings across, and
+// checks that down (twice) leaves nothing behind.
+func TestE2EQuickUpDown(t *testing.T) {
+	s := newQuickSetup(t)
+	hooks := filepath.Join(s.dir, "hooks")
+	var paths []string
+	for _, side := range []quickSide{s.a, s.b} {
+		other := 3 - side.n
+		paths = append(paths, s.conf(t, side, fmt.Sprintf(
+			"Address = 198.19.0.%d/32, fd00:2::%d/128\nMTU = 1380\nPostUp = echo up %%i >> %s\nPostDown = echo down %%i >> %s",
+			side.n, side.n, hooks, hooks),
+			fmt.Sprintf("AllowedIPs = 198.19.0.%d/32, 198.19.%d0.0/24, fd00:2::%d/128", other, other, other)))
+	}
+	for i, side := range []quickSide{s.a, s.b} {
+		out := mustWgd(t, side.ns, "up", paths[i])
+		contains(t, "up output", out, "[#] wgd "+side.iface, "[#] ip -4 address add 198.19.0", "[#] ip link set mtu 1380 up dev "+side.iface)
+	}
+	link := ipIn(t, s.a.ns, "link", "show", s.a.iface)
+	contains(t, "link", link, "mtu 1380", "UP")
+	contains(t, "routes", ipIn(t, s.a.ns, "-4", "route"), "198.19.20.0/24 dev "+s.a.iface, "198.19.0.2 dev "+s.a.iface)
+	contains(t, "v6 routes", ipIn(t, s.a.ns, "-6", "route"), "fd00:2::2 dev "+s.a.iface)
+	ping(t, s.a.ns, "198.19.0.2")
+	ping(t, s.a.ns, "-6", "fd00:2::2")
+	for i, side := range []quickSide{s.a, s.b} {
+		out := mustWgd(t, side.ns, "down", paths[i])
+		contains(t, "down output", out, "[#] ip link delete dev "+side.iface, "[#] echo down "+side.iface)
+		assertGone(t, side.ns, side.iface)
+		// down is idempotent: a second one succeeds and runs no hook.
+		out = mustWgd(t, side.ns, "down", paths[i])
+		contains(t, "second down", out, "`"+side.iface+"' is not up")
+	}
+	data, _ := os.ReadFile(hooks)
+	want := fmt.Sprintf("up %s\nup %s\ndown %s\ndown %s\n", s.a.iface, s.b.iface, s.a.iface, s.b.iface)
+	if string(data) != want {
+		t.Errorf("hooks ran as\n%s\nwant\n%s", data, want)
+	}
+}
+
+// TestE2EQuickFailedPostUpRollsBack makes the last step of up fail and
+// checks that everything before it is undone and the error names the step.
+func TestE2EQuickFailedPostUpRollsBack(t *testing.T) {
+	s := newQuickSetup(t)
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24, fd00:2::1/64\nMTU = 1400\nPostUp = exit 3", "AllowedIPs = 0.0.0.0/0, 198.19.9.0/24")
+	r := wgdIn(t, s.a.ns, "up", path)
+	if r.code == 0 {
+		t.Fatalf("up with a failing PostUp succeeded:\n%s", r.stderr)
+	}
+	last := lastLine(r.stderr)
+	contains(t, "error", last, "wgd: ", "PostUp hook `exit 3'", "exit status 3")
+	contains(t, "undo lines", r.stderr, "[#] ip link delete dev "+s.a.iface)
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestE2EQuickFullTunnel routes everything from namespace a through the
+// tunnel (AllowedIPs = 0.0.0.0/0, a default route in the main table that
+// the tunnel must override) while the tunnel's own UDP still reaches the
+// peer over the underlay: wg-quick's fwmark and policy rules.
+func TestE2EQuickFullTunnel(t *testing.T) {
+	s := newQuickSetup(t)
+	ipIn(t, s.a.ns, "route", "add", "default", "via", "198.18.0.2")
+	ipIn(t, s.b.ns, "addr", "add", "198.19.1.1/32", "dev", "lo")
+	pa := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 0.0.0.0/0")
+	pb := s.conf(t, s.b, "Address = 198.19.0.2/24", "AllowedIPs = 198.19.0.1/32")
+	out := mustWgd(t, s.a.ns, "up", pa)
+	contains(t, "up output", out, "[#] wg set "+s.a.iface+" fwmark 51820", "[#] ip -4 rule add not fwmark 51820 table 51820",
+		"[#] ip -4 rule add table main suppress_prefixlength 0", "[#] ip -4 route add 0.0.0.0/0 dev "+s.a.iface+" table 51820")
+	mustWgd(t, s.b.ns, "up", pb)
+	contains(t, "route to the far address", ipIn(t, s.a.ns, "route", "get", "198.19.1.1"), "dev "+s.a.iface)
+	contains(t, "route of marked packets", ipIn(t, s.a.ns, "route", "get", "198.18.0.2", "mark", "51820"), "dev veth0")
+	before := transferRx(t, s.a.ns, s.a.iface)
+	ping(t, s.a.ns, "198.19.0.2")
+	ping(t, s.a.ns, "198.19.1.1")
+	if rx := transferRx(t, s.a.ns, s.a.iface); rx < before+6*84 {
+		t.Errorf("tunnel received %d bytes for 6 pings (before %d)", rx-before, before)
+	}
+	hs := run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "latest-handshakes")
+	if f := strings.Fields(hs); len(f) != 2 || f[1] == "0" {
+		t.Errorf("no handshake: %q", hs)
+	}
+	// The daemon of a dies without cleaning up: its link goes with it, the
+	// rules, the socket and the state file stay; down removes them.
+	killDaemon(t, s.a.ns, s.a.iface)
+	contains(t, "rules after kill", ipIn(t, s.a.ns, "rule"), "lookup 51820", "suppress_prefixlength 0")
+	out = mustWgd(t, s.a.ns, "down", pa)
+	contains(t, "down after kill", out, "[#] ip -4 rule delete table 51820", "[#] ip -4 rule delete table main suppress_prefixlength 0")
+	mustWgd(t, s.b.ns, "down", pb)
+	assertGone(t, s.a.ns, s.a.iface)
+	assertGone(t, s.b.ns, s.b.iface)
+	contains(t, "main table", ipIn(t, s.a.ns, "route"), "default via 198.18.0.2 dev veth0")
+}
+
+// killDaemon sends SIGKILL to the only process in ns (its daemon) and waits
+// for the kernel to remove its link.
+func killDaemon(t *testing.T, ns, iface string) {
+	t.Helper()
+	pids := strings.Fields(run(t, "ip", "netns", "pids", ns))
+	if len(pids) != 1 {
+		t.Fatalf("want one daemon in %s, have pids %v", ns, pids)
+	}
+	run(t, "kill", "-KILL", pids[0])
+	if !waitFor(3*time.Second, func() bool { return exec.Command("ip", "-n", ns, "link", "show", iface).Run() != nil }) {
+		t.Fatalf("link %s outlived its daemon", iface)
+	}
+	if _, err := os.Stat(filepath.Join("/var/run/wireguard", iface+".sock")); err != nil {
+		t.Logf("note: the killed daemon's socket is already gone: %v", err)
+	}
+}
+
+// transferRx is the bytes received from the only peer, from `wg show`.
+func transferRx(t *testing.T, ns, iface string) int64 {
+	t.Helper()
+	f := strings.Fields(run(t, "ip", "netns", "exec", ns, "wg", "show", iface, "transfer"))
+	if len(f) != 3 {
+		t.Fatalf("wg show transfer: %q", f)
+	}
+	n, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestE2EWgQuickUserspace runs the real wg-quick with wgd as its userspace
+// implementation (the kernel module is not used: `ip link add type
+// wireguard` must fail first, or the test would not test wgd), pings, and
+// checks that wg-quick down stops the daemon and removes its socket.
+func TestE2EWgQuickUserspace(t *testing.T) {
+	s := newQuickSetup(t)
+	if _, err := exec.LookPath("wg-quick"); err != nil {
+		t.Skip("needs wg-quick (wireguard-tools)")
+	}
+	if exec.Command("ip", "-n", s.a.ns, "link", "add", "wqprobe", "type", "wireguard").Run() == nil {
+		t.Skip("the wireguard kernel module is loaded: wg-quick would not use wgd")
+	}
+	var paths []string
+	for _, side := range []quickSide{s.a, s.b} {
+		paths = append(paths, s.conf(t, side, fmt.Sprintf("Address = 198.19.0.%d/24\nMTU = 1400", side.n),
+			fmt.Sprintf("AllowedIPs = 198.19.0.%d/32", 3-side.n)))
+	}
+	wgQuick := func(ns string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "wg-quick"}, args...)...)
+		cmd.Env = append(os.Environ(), "WG_QUICK_USERSPACE_IMPLEMENTATION="+wgdBin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("wg-quick %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	for i, side := range []quickSide{s.a, s.b} {
+		out := wgQuick(side.ns, "up", paths[i])
+		contains(t, "wg-quick up", out, "[#] "+wgdBin+" "+side.iface, "[#] wg setconf "+side.iface)
+		lacks(t, "wg-quick up", out, "Missing WireGuard kernel module. Falling back to slow userspace implementation.\n[#] wireguard-go")
+	}
+	ping(t, s.a.ns, "198.19.0.2")
+	contains(t, "wg show", run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface), "peer: "+s.b.pub, "latest handshake")
+	for i, side := range []quickSide{s.a, s.b} {
+		wgQuick(side.ns, "down", paths[i])
+		assertGone(t, side.ns, side.iface)
+	}
+}
+
+// TestE2EQuickReload adds a peer and an address with `wgd reload` while a
+// ping runs across the tunnel, and checks that not a packet is lost and
+// the session is kept.
+func TestE2EQuickReload(t *testing.T) {
+	s := newQuickSetup(t)
+	pa := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	pb := s.conf(t, s.b, "Address = 198.19.0.2/24", "AllowedIPs = 198.19.0.1/32")
+	mustWgd(t, s.a.ns, "up", pa)
+	mustWgd(t, s.b.ns, "up", pb)
+	ping(t, s.a.ns, "198.19.0.2")
+	hs := run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "latest-handshakes")
+
+	pinger := exec.Command("ip", "netns", "exec", s.a.ns, "ping", "-c", "30", "-i", "0.1", "-W", "1", "198.19.0.2")
+	out := &strings.Builder{}
+	pinger.Stdout, pinger.Stderr = out, out
+	if err := pinger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(800 * time.Millisecond)
+	_, newPub := genKeyPair(t)
+	s.conf(t, s.a, "Address = 198.19.0.1/24, 198.19.7.1/32, fd00:2::1/64",
+		fmt.Sprintf("AllowedIPs = 198.19.0.2/32\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 198.19.8.0/24", newPub))
+	rl := mustWgd(t, s.a.ns, "reload", s.a.iface)
+	contains(t, "reload output", rl, "[#] wg syncconf "+s.a.iface, "198.19.7.1/32", "198.19.8.0/24")
+	if err := pinger.Wait(); err != nil {
+		t.Errorf("ping during reload: %v\n%s", err, out)
+	}
+	contains(t, "ping", out.String(), " 0% packet loss")
+	contains(t, "peers", run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "peers"), s.b.pub, newPub)
+	contains(t, "addresses", ipIn(t, s.a.ns, "addr", "show", s.a.iface), "198.19.7.1/32", "fd00:2::1/64")
+	contains(t, "routes", ipIn(t, s.a.ns, "route"), "198.19.8.0/24 dev "+s.a.iface)
+	if hs2 := run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "latest-handshakes"); !strings.Contains(hs2, strings.TrimSpace(hs)) {
+		t.Errorf("session not kept: handshakes before\n%s\nafter\n%s", hs, hs2)
+	}
+	mustWgd(t, s.a.ns, "down", s.a.iface)
+	mustWgd(t, s.b.ns, "down", pb)
+	assertGone(t, s.a.ns, s.a.iface)
+	assertGone(t, s.b.ns, s.b.iface)
+}
+
+// TestE2EQuickBadInput checks the failures a user meets first: each gives
+// one clear line on stderr, a non-zero exit, and leaves nothing behind.
+func TestE2EQuickBadInput(t *testing.T) {
+	s := newQuickSetup(t)
+	good := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	cases := []struct {
+		name  string
+		setup func(t *testing.T) string // returns the argument to up
+		want  []string
+	}{
+		{"missing file", func(t *testing.T) string { return filepath.Join(s.dir, "nosuch0.conf") },
+			[]string{"nosuch0.conf", "no such file or directory"}},
+		{"config error", func(t *testing.T) string {
+			return writeQuickConf(t, s.dir, s.a.iface+"x", "[Interface]\nPrivateKey = "+s.a.priv+"\nListenPort = eighty\n")
+		}, []string{s.a.iface + "x.conf:3: ListenPort"}},
+		{"bad name", func(t *testing.T) string { return writeQuickConf(t, s.dir, "much-too-long-name", "") },
+			[]string{"must be a valid interface name"}},
+		{"interface exists", func(t *testing.T) string {
+			ipIn(t, s.a.ns, "link", "add", s.a.iface, "type", "veth", "peer", "name", s.a.iface+"p")
+			t.Cleanup(func() { exec.Command("ip", "-n", s.a.ns, "link", "del", s.a.iface).Run() })
+			return good
+		}, []string{"`" + s.a.iface + "' already exists"}},
+		{"socket in use", func(t *testing.T) string {
+			ln := listenUnix(t, filepath.Join("/var/run/wireguard", s.a.iface+".sock"))
+			t.Cleanup(func() { ln.Close() })
+			return good
+		}, []string{"UAPI socket for " + s.a.iface, "in use"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			arg := c.setup(t)
+			r := wgdIn(t, s.a.ns, "up", arg)
+			if r.code == 0 {
+				t.Fatalf("up succeeded:\n%s", r.stderr)
+			}
+			t.Logf("stderr: %s", r.stderr)
+			last := lastLine(r.stderr)
+			contains(t, "stderr", last, append([]string{"wgd: "}, c.want...)...)
+			if n := strings.Count(r.stderr, "\nwgd: ") + strings.Count("\n"+r.stderr, "\nWarning"); n > 1 {
+				t.Errorf("more than one error line:\n%s", r.stderr)
+			}
+			switch c.name {
+			case "interface exists":
+				// The interface that was there stays, untouched.
+				contains(t, "existing link", ipIn(t, s.a.ns, "-d", "link", "show", s.a.iface), "veth")
+			case "socket in use":
+				// The other daemon keeps its socket; no TUN was made.
+				if _, err := os.Stat(filepath.Join("/var/run/wireguard", s.a.iface+".sock")); err != nil {
+					t.Errorf("the live socket was removed: %v", err)
+				}
+				if exec.Command("ip", "-n", s.a.ns, "link", "show", s.a.iface).Run() == nil {
+					t.Errorf("link left behind")
+				}
+			default:
+				assertGone(t, s.a.ns, s.a.iface)
+			}
+			if _, err := os.Stat(filepath.Join(stateDir, s.a.iface+".json")); err == nil {
+				t.Errorf("state file left behind")
+			}
+		})
+	}
+	t.Run("no_permission", func(t *testing.T) {
+		if _, err := exec.LookPath("setpriv"); err != nil {
+			t.Skip("needs setpriv (util-linux)")
+		}
+		os.Chmod(s.dir, 0o755)
+		r := runTool(t, "", "ip", "netns", "exec", s.a.ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=-all", "--bounding-set=-all", wgdBin, "up", good)
+		if r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Fatalf("up as nobody: exit %d, want one line:\n%s", r.code, r.stderr)
+		}
+		t.Logf("stderr: %s", r.stderr)
+		contains(t, "stderr", r.stderr, "wgd: ", "permission denied")
+		assertGone(t, s.a.ns, s.a.iface)
+	})
+}
+
+// listenUnix binds a stream socket at path, standing in for another live
+// daemon's UAPI socket.
+func listenUnix(t *testing.T, path string) net.Listener {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
+}
+
+// notifyListener is a stand-in for systemd's $NOTIFY_SOCKET: it collects
+// the datagrams a service sends.
+type notifyListener struct {
+	path string
+	msgs chan string
+}
+
+func newNotifyListener(t *testing.T) *notifyListener {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "wgdn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	n := &notifyListener{path: filepath.Join(dir, "notify"), msgs: make(chan string, 64)}
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				close(n.msgs)
+				return
+			}
+			n.msgs <- string(buf[:k])
+		}
+	}()
+	return n
+}
+
+// next waits (bounded) for a message that starts with prefix, skipping
+// watchdog pings, and returns it.
+func (n *notifyListener) next(t *testing.T, prefix string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-n.msgs:
+			if !ok {
+				t.Fatalf("notify socket closed waiting for %q", prefix)
+			}
+			if strings.HasPrefix(m, prefix) {
+				return m
+			}
+			if m != "WATCHDOG=1" {
+				t.Fatalf("got %q waiting for %q", m, prefix)
+			}
+		case <-timeout:
+			t.Fatalf("no %q within 10s", prefix)
+		}
+	}
+}
+
+// TestE2EQuickForegroundNotify runs `wgd up -f` as systemd would, with a
+// test NOTIFY_SOCKET and a watchdog: READY=1 only once the interface is
+// fully up (address, route, PostUp hook done), WATCHDOG=1 pings at half
+// the interval, RELOADING=1 and READY=1 around a SIGHUP reload that
+// applies a changed file, STOPPING=1 on SIGTERM, and nothing left after.
+func TestE2EQuickForegroundNotify(t *testing.T) {
+	s := newQuickSetup(t)
+	marker := filepath.Join(s.dir, "postup-done")
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nPostUp = sleep 0.3; touch "+marker, "AllowedIPs = 198.19.0.2/32, 198.19.20.0/24")
+	n := newNotifyListener(t)
+	cmd := exec.Command("ip", "netns", "exec", s.a.ns, wgdBin, "up", "--foreground", path)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=400000")
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	n.next(t, "READY=1")
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("READY=1 before PostUp finished")
+	}
+	contains(t, "routes at READY", ipIn(t, s.a.ns, "route"), "198.19.20.0/24 dev "+s.a.iface)
+	start := time.Now()
+	n.next(t, "WATCHDOG=1")
+	n.next(t, "WATCHDOG=1")
+	if d := time.Since(start); d > 600*time.Millisecond {
+		t.Errorf("two watchdog pings took %v, want about 200ms each", d)
+	}
+
+	s.conf(t, s.a, "Address = 198.19.0.1/24, 198.19.7.1/32", "AllowedIPs = 198.19.0.2/32")
+	cmd.Process.Signal(syscall.SIGHUP)
+	contains(t, "reloading", n.next(t, "RELOADING=1"), "MONOTONIC_USEC=")
+	n.next(t, "READY=1")
+	contains(t, "addresses after SIGHUP", ipIn(t, s.a.ns, "addr", "show", s.a.iface), "198.19.7.1/32")
+	lacks(t, "routes after SIGHUP", ipIn(t, s.a.ns, "route"), "198.19.20.0/24")
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	t.Logf("SIGHUP reload done at %v", time.Since(start))
+	n.next(t, "STOPPING=1")
+	t.Logf("STOPPING=1 at %v", time.Since(start))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("wgd up -f: %v\n%s", err, stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("wgd up -f did not exit after SIGTERM\n%s", stderr)
+	}
+	t.Logf("exited at %v", time.Since(start))
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
+// TestNotifyAddress checks how $NOTIFY_SOCKET is read: a path, an abstract
+// name ("@..."), or nothing.
+func TestNotifyAddress(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""}, {"/run/systemd/notify", "/run/systemd/notify"}, {"@abc", "\x00abc"},
+	} {
+		if got := newNotifier(func(string) string { return c.in }).addr; got != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestWatchdogInterval checks WATCHDOG_USEC and WATCHDOG_PID handling.
+func TestWatchdogInterval(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	for _, c := range []struct {
+		usec, pid string
+		want      time.Duration
+	}{
+		{"", "", 0}, {"1000000", "", 500 * time.Millisecond}, {"1000000", pid, 500 * time.Millisecond},
+		{"1000000", "1", 0}, {"junk", "", 0}, {"0", "", 0},
+	} {
+		env := map[string]string{"WATCHDOG_USEC": c.usec, "WATCHDOG_PID": c.pid}
+		if got := watchdogInterval(func(k string) string { return env[k] }, os.Getpid()); got != c.want {
+			t.Errorf("usec %q pid %q: got %v, want %v", c.usec, c.pid, got, c.want)
+		}
+	}
+}
