@@ -24,19 +24,58 @@ type Device interface {
 // tx_bytes, rx_bytes, persistent_keepalive_interval and the allowed IPs.
 //
 // The reply is built in memory and written once after Visit returns, so a
-// client that reads slowly never holds the device's locks.
+// client that reads slowly never holds the device's locks. It is built in
+// chunks rather than one growing slice: a million peers make ~320 MiB of
+// text, and doubling a slice that size would copy it again and again and
+// briefly need twice the memory.
 func WriteGet(w io.Writer, dev Device) error {
-	var buf []byte
+	var r reply
 	err := dev.Visit(func(info device.Info) {
-		buf = appendInfo(buf, &info)
+		r.cur = appendInfo(r.cur, &info)
 	}, func(pi *device.PeerInfo) {
-		buf = appendPeerInfo(buf, pi)
+		r.cur = appendPeerInfo(r.cur, pi)
+		r.cut(false)
 	})
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(buf)
-	return err
+	r.cut(true)
+	for _, c := range r.done {
+		if _, err := w.Write(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replyChunk is the capacity of a reply chunk; replySlack is room left for
+// the next peer (a peer with one allowed IP takes ~330 bytes; one with many
+// may overflow its chunk, which append then grows).
+const (
+	replyChunk = 256 << 10
+	replySlack = 4 << 10
+)
+
+// reply is a get reply under construction: done holds the full chunks, cur
+// the one being appended to.
+type reply struct {
+	done [][]byte
+	cur  []byte
+}
+
+// cut moves cur to done once it is within replySlack of a full chunk, or
+// at the end (final) whenever it holds anything, so that appending a peer
+// never copies the peers written before. The first chunk grows from nil,
+// so a small device does not allocate a whole chunk.
+func (r *reply) cut(final bool) {
+	if len(r.cur) == 0 || (!final && len(r.cur) < replyChunk-replySlack) {
+		return
+	}
+	r.done = append(r.done, r.cur)
+	r.cur = nil
+	if !final {
+		r.cur = make([]byte, 0, replyChunk)
+	}
 }
 
 func appendInfo(b []byte, info *device.Info) []byte {
