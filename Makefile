@@ -20,8 +20,12 @@ all: build
 build:
 	$(GO) build -o bin/wgd ./cmd/wgd
 
+# install puts the binary and the systemd unit in place (DESTDIR for
+# packagers); it does not enable or start anything.
 install: build
-	install -m 0755 bin/wgd /usr/local/bin/wgd
+	install -D -m 0755 bin/wgd $(DESTDIR)/usr/local/bin/wgd
+	install -D -m 0644 dist/systemd/wgd@.service $(DESTDIR)/etc/systemd/system/wgd@.service
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # deps installs the Debian packages the tests and the demo use, only when
 # something is missing, so a second run is fast. Without root it only warns.

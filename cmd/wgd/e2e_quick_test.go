@@ -640,3 +640,31 @@ func TestWatchdogInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdUnitVerifies runs `systemd-analyze verify` on the shipped unit,
+// as an instance (templates cannot be verified) whose ExecStart points at
+// the test binary, and fails on any complaint, warnings included.
+func TestSystemdUnitVerifies(t *testing.T) {
+	unit, err := os.ReadFile("../../dist/systemd/wgd@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=notify\n", "NotifyAccess=main\n", "ExecStart=/usr/local/bin/wgd up --foreground %i\n",
+		"ExecReload=/bin/kill -HUP $MAINPID\n", "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE\n",
+		"ProtectSystem=strict\n", "DeviceAllow=/dev/net/tun rw\n"} {
+		contains(t, "unit", string(unit), want)
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("needs systemd-analyze (systemd) to verify the unit")
+	}
+	path := filepath.Join(t.TempDir(), "wgd@wgtest0.service")
+	text := strings.ReplaceAll(string(unit), "/usr/local/bin/wgd", wgdBin)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(out) != 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
