@@ -69,8 +69,13 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 func quote(s string) string { return "`" + s + "'" }
 
 // writeProcSys sets a sysctl by writing its /proc/sys file, which is what
-// "sysctl -q name=value" does.
+// "sysctl -q name=value" does. A sysctl that already has the value is not
+// written: in a container /proc/sys is read-only, and the operator sets
+// what is needed beforehand (docker run --sysctl ...).
 func writeProcSys(name, value string) error {
 	path := filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
+	if cur, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(cur)) == value {
+		return nil
+	}
 	return os.WriteFile(path, []byte(value+"\n"), 0o644)
 }
