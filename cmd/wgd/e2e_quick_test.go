@@ -240,6 +240,7 @@ func TestE2EQuickFailedPostUpRollsBack(t *testing.T) {
 	last := lastLine(r.stderr)
 	contains(t, "error", last, "wgd: ", "PostUp hook `exit 3'", "exit status 3")
 	contains(t, "undo lines", r.stderr, "[#] ip link delete dev "+s.a.iface)
+	t.Logf("stderr:\n%s", r.stderr)
 	assertGone(t, s.a.ns, s.a.iface)
 }
 

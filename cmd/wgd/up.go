@@ -183,8 +183,7 @@ func quickDevice(iface string, q quickIO, own func() *daemon) netcfg.Device {
 			}
 			return deleteInterface(iface)
 		},
-		SetFwMark: func(mark uint32) error {
-			fmt.Fprintf(q.stderr, "[#] wg set %s fwmark %d\n", iface, mark)
+		SetFwMark: func(mark uint32) error { // netcfg prints the "[#]" line
 			return ipcBackend{}.Set(iface, &device.Config{FwMark: &mark})
 		},
 		FwMark: func() (uint32, error) {
