@@ -470,8 +470,16 @@ func TestE2EQuickBadInput(t *testing.T) {
 			t.Fatalf("up as nobody: exit %d, want one line:\n%s", r.code, r.stderr)
 		}
 		t.Logf("stderr: %s", r.stderr)
-		contains(t, "stderr", r.stderr, "wgd: ", "permission denied")
+		contains(t, "stderr", r.stderr, "wgd: up "+s.a.iface+": needs CAP_NET_ADMIN")
 		assertGone(t, s.a.ns, s.a.iface)
+		// Readable config, still no capability: the same single line.
+		os.Chown(good, 65534, 65534)
+		r = runTool(t, "", "ip", "netns", "exec", s.a.ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=-all", "--bounding-set=-all", wgdBin, "down", good)
+		if r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Fatalf("down as nobody: exit %d, want one line:\n%s", r.code, r.stderr)
+		}
+		contains(t, "stderr", r.stderr, "wgd: down "+s.a.iface+": needs CAP_NET_ADMIN")
 	})
 }
 

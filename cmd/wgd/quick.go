@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/wgdvpn/wgd/conf"
 	"github.com/wgdvpn/wgd/device"
@@ -211,3 +212,22 @@ func addrPrefix(a netlink.Addr) (netip.Prefix, bool) {
 
 // errNotUp is returned by reload for an interface `wgd up` did not start.
 var errNotUp = errors.New("not brought up by wgd up (no state file)")
+
+// errNeedNetAdmin is returned by up, down and reload without CAP_NET_ADMIN,
+// before they change anything, instead of a "permission denied" from
+// whichever step would have failed first.
+var errNeedNetAdmin = errors.New("needs CAP_NET_ADMIN: run it as root")
+
+// checkNetAdmin reports errNeedNetAdmin when the process lacks the
+// capability. If the capabilities cannot be read it lets the steps try.
+func checkNetAdmin() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil
+	}
+	if data[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+		return errNeedNetAdmin
+	}
+	return nil
+}

@@ -49,6 +49,9 @@ func newDownCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkNetAdmin(); err != nil {
+				return fmt.Errorf("down %s: %w", t.iface, err)
+			}
 			return runDown(cmd.Context(), t, newQuickIO(cmd), nil)
 		},
 	}
@@ -63,6 +66,9 @@ func newReloadCmd() *cobra.Command {
 			t, err := resolveTarget(args[0])
 			if err != nil {
 				return err
+			}
+			if err := checkNetAdmin(); err != nil {
+				return fmt.Errorf("reload %s: %w", t.iface, err)
 			}
 			return reloadInterface(cmd.Context(), t.iface, newQuickIO(cmd))
 		},
@@ -105,6 +111,9 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	t, err := resolveTarget(arg)
 	if err != nil {
 		return err
+	}
+	if err := checkNetAdmin(); err != nil {
+		return fmt.Errorf("up %s: %w", t.iface, err)
 	}
 	c, err := loadConfig(t, q.stderr)
 	if err != nil {
