@@ -12,7 +12,8 @@ elif [ ! -c /dev/net/tun ]; then
 fi
 go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1
 rc=$?
-grep -E -A1 '^\s*--- SKIP' "$log" | grep -v '^--$' || true
+# go test -v prints a test's skip reason on the line before its SKIP line.
+awk '/^[[:space:]]*--- SKIP/ { sub(/^[[:space:]]*/, "", prev); printf "%s  (%s)\n", $0, prev } { prev = $0 }' "$log"
 grep -E '^\s*--- FAIL' "$log" && { echo; echo "failures in detail:"; grep -E -B2 -A30 -- '--- FAIL' "$log" | head -400; }
 grep -E '^(ok|FAIL|panic|\?)\s' "$log"
 passed=$(grep -cE '^\s*--- PASS' "$log"); failed=$(grep -cE '^\s*--- FAIL' "$log"); skipped=$(grep -cE '^\s*--- SKIP' "$log")
