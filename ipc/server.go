@@ -118,6 +118,8 @@ func (s *server) serveConn(c net.Conn) {
 			opErr = s.get(r, w)
 		case "set=1":
 			opErr = s.set(r)
+		case opCounters:
+			opErr = s.counters(r, w)
 		default:
 			s.log.Warn("uapi: closing connection", "err", ErrInvalidOperation, "op", fmt.Sprintf("%.32q", op))
 			return

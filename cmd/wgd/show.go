@@ -308,7 +308,7 @@ type jsonInterface struct {
 	ListenPort    uint16                   `json:"listen_port"`
 	FwMark        uint32                   `json:"fwmark"`
 	Peers         []jsonPeer               `json:"peers"`
-	Counters      *device.CountersSnapshot `json:"counters"` // null until the daemon can report them
+	Counters      *device.CountersSnapshot `json:"counters"` // drops by reason; null for a daemon without the wgd_counters UAPI extension (wireguard-go)
 }
 
 // jsonPeer is one peer in `wgd show --json`. Times are RFC 3339 in UTC and

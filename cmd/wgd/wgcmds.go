@@ -118,6 +118,21 @@ func (ipcBackend) Set(name string, cfg *device.Config) error {
 	return c.Set(cfg)
 }
 
+// Counters reads the daemon's drop counters (a wgd UAPI extension), for
+// `wgd show --json`.
+func (ipcBackend) Counters(name string) (*device.CountersSnapshot, error) {
+	c, err := ipc.Dial(name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	snap, err := c.Counters()
+	if err != nil {
+		return nil, err
+	}
+	return &snap, nil
+}
+
 // newWgEnv binds a command to the process: its streams, environment, clock
 // and the UAPI backend.
 func newWgEnv(cmd *cobra.Command) *wgEnv {

@@ -1,0 +1,105 @@
+package ipc
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wgdvpn/wgd/device"
+)
+
+// The drop counters are a wgd extension of the UAPI protocol: the operation
+// "wgd_counters=1" answers one "name=value" line per counter (the JSON names
+// of device.CountersSnapshot), then errno and a blank line, like get. wg and
+// wgctrl never send it; wireguard-go would close the connection.
+
+const opCounters = "wgd_counters=1"
+
+// CountersDevice is a Device that counts drops by reason.
+type CountersDevice interface {
+	Counters() device.CountersSnapshot
+}
+
+// counters serves wgd_counters=1.
+func (s *server) counters(r *bufio.Reader, w *bufio.Writer) error {
+	b, err := r.ReadByte()
+	if err != nil {
+		return &Error{Errno: unix.EPROTO, Err: ErrTruncated, fatal: true}
+	}
+	if b != '\n' {
+		return &Error{Errno: unix.EINVAL, Err: fmt.Errorf("%w: trailing byte %q after %s", ErrInvalidOperation, b, opCounters)}
+	}
+	cd, ok := s.dev.(CountersDevice)
+	if !ok {
+		return &Error{Errno: unix.EINVAL, Err: fmt.Errorf("%w: device has no counters", ErrInvalidOperation)}
+	}
+	m, err := countersMap(cd.Counters())
+	if err != nil {
+		return &Error{Errno: errnoUnknown, Err: err}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s=%d\n", k, m[k])
+	}
+	return nil
+}
+
+func countersMap(c device.CountersSnapshot) (map[string]uint64, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]uint64
+	return m, json.Unmarshal(data, &m)
+}
+
+// Counters asks the daemon for its drop counters (a wgd extension).
+func (c *Client) Counters() (device.CountersSnapshot, error) {
+	var snap device.CountersSnapshot
+	if _, err := c.w.WriteString(opCounters + "\n\n"); err != nil {
+		return snap, err
+	}
+	if err := c.w.Flush(); err != nil {
+		return snap, fmt.Errorf("uapi: %w", err)
+	}
+	m := make(map[string]uint64)
+	lr := newLineReader(c.r, 256, 64<<10)
+	for {
+		line, err := lr.next()
+		if err != nil {
+			return snap, fmt.Errorf("%w: %w", ErrBadReply, err)
+		}
+		k, v, ok := bytes.Cut(line, []byte("="))
+		if !ok {
+			return snap, fmt.Errorf("%w: %q", ErrBadReply, line)
+		}
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return snap, fmt.Errorf("%w: %q", ErrBadReply, line)
+		}
+		if string(k) == "errno" {
+			if blank, err := lr.next(); err != nil || len(blank) != 0 {
+				return snap, fmt.Errorf("%w: no blank line after errno", ErrBadReply)
+			}
+			if n != 0 {
+				return snap, &Error{Errno: unix.Errno(-n), Err: fmt.Errorf("daemon answered errno=%d", n)}
+			}
+			break
+		}
+		m[string(k)] = uint64(n)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return snap, err
+	}
+	return snap, json.Unmarshal(data, &snap)
+}
