@@ -186,6 +186,14 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 func ping(t *testing.T, ns string, args ...string) {
 	t.Helper()
+	// The first packet waits for a handshake. If both sides happen to
+	// initiate at once, both become responders and the protocol recovers
+	// with the next retry after REKEY_TIMEOUT (5 s + jitter), as the kernel
+	// module does; allow for that once, then require the pings.
+	warm := append([]string{"netns", "exec", ns, "ping", "-c", "1", "-w", "8"}, args...)
+	if out, err := exec.Command("ip", warm...).CombinedOutput(); err != nil {
+		t.Logf("first ping in %s got no reply within 8 s: %v\n%s", ns, err, out)
+	}
 	run(t, append([]string{"ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2"}, args...)...)
 }
 
