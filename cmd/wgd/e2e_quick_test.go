@@ -685,3 +685,30 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestE2EQuickSaveConfig checks SaveConfig: a peer added at run time is in
+// the file after down, which is replaced atomically with mode 0600.
+func TestE2EQuickSaveConfig(t *testing.T) {
+	s := newQuickSetup(t)
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nSaveConfig = true", "AllowedIPs = 198.19.0.2/32")
+	mustWgd(t, s.a.ns, "up", path)
+	_, newPub := genKeyPair(t)
+	run(t, "ip", "netns", "exec", s.a.ns, wgdBin, "set", s.a.iface, "peer", newPub,
+		"allowed-ips", "198.19.0.77/32", "endpoint", "198.18.0.77:51820")
+	out := mustWgd(t, s.a.ns, "down", path)
+	contains(t, "down output", out, "[#] saving configuration to "+path)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("saved config mode %v, want 0600", st.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "saved config", string(data), "PublicKey = "+newPub, "AllowedIPs = 198.19.0.77/32",
+		"Endpoint = 198.18.0.77:51820", "Address = 198.19.0.1/24", "SaveConfig = true", "PublicKey = "+s.b.pub)
+	assertGone(t, s.a.ns, s.a.iface)
+}
