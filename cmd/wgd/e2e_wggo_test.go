@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2EInteropWireguardGoBinary runs wgd in one namespace and the
+// wireguard-go binary in the other, both configured with the real wg, and
+// checks pings and TCP transfers with checksums both ways: first
+// wireguard-go initiates, then, after wgd's side is restarted, wgd does.
+func TestE2EInteropWireguardGoBinary(t *testing.T) {
+	needRoot(t)
+	wggo := wireguardGo(t)
+	p := newNetnsPair(t)
+	dir := t.TempDir()
+	type side struct{ ns, iface, key, pub string }
+	a := side{ns: p.a, iface: fmt.Sprintf("wgdi%d", os.Getpid()%100000)}
+	b := side{ns: p.b, iface: fmt.Sprintf("wggo%d", os.Getpid()%100000)}
+	for _, s := range []*side{&a, &b} {
+		priv, pub := genKeyPair(t)
+		s.key, s.pub = dir+"/"+s.iface+".key", pub
+		if err := os.WriteFile(s.key, []byte(priv+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "-n", a.ns, "link", "del", a.iface).Run()
+		exec.Command("ip", "-n", b.ns, "link", "del", b.iface).Run()
+	})
+	configure := func(s, other side, n, otherN int) {
+		t.Helper()
+		run(t, "ip", "netns", "exec", s.ns, "wg", "set", s.iface, "private-key", s.key, "listen-port", "51820",
+			"peer", other.pub, "endpoint", fmt.Sprintf("198.18.0.%d:51820", otherN),
+			"allowed-ips", fmt.Sprintf("198.19.0.%d/32,fd00:2::%d/128", otherN, otherN))
+		run(t, "ip", "-n", s.ns, "addr", "add", fmt.Sprintf("198.19.0.%d/24", n), "dev", s.iface)
+		run(t, "ip", "-n", s.ns, "addr", "add", fmt.Sprintf("fd00:2::%d/64", n), "dev", s.iface, "nodad")
+		run(t, "ip", "-n", s.ns, "link", "set", s.iface, "mtu", "1420", "up")
+	}
+	// wireguard-go's parent returns before its child holds the interface:
+	// wait for its UAPI socket.
+	run(t, "ip", "netns", "exec", b.ns, wggo, b.iface)
+	sock := "/var/run/wireguard/" + b.iface + ".sock"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("wireguard-go did not create its UAPI socket")
+		}
+	}
+	run(t, "ip", "netns", "exec", a.ns, wgdBin, a.iface)
+	configure(a, b, 1, 2)
+	configure(b, a, 2, 1)
+
+	// wireguard-go initiates.
+	run(t, "ip", "netns", "exec", b.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.1")
+	run(t, "ip", "netns", "exec", b.ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:2::1")
+	tcpTransfer(t, p, "198.19.0.2")
+	tcpTransfer(t, p, "[fd00:2::2]")
+
+	// wgd restarts and initiates: wireguard-go must accept the new session.
+	run(t, "ip", "-n", a.ns, "link", "del", a.iface)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat("/var/run/wireguard/" + a.iface + ".sock"); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("wgd did not exit after its link was deleted")
+		}
+	}
+	run(t, "ip", "netns", "exec", a.ns, wgdBin, a.iface)
+	configure(a, b, 1, 2)
+	run(t, "ip", "netns", "exec", a.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
+	tcpTransfer(t, p, "198.19.0.2")
+	dump := run(t, "ip", "netns", "exec", a.ns, "wg", "show", a.iface, "latest-handshakes")
+	if !strings.Contains(dump, b.pub) || strings.Contains(dump, "\t0\n") {
+		t.Errorf("no handshake with wireguard-go recorded:\n%s", dump)
+	}
+}
