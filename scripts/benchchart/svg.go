@@ -10,7 +10,7 @@ import (
 // Chart geometry in SVG user units.
 const (
 	chartWidth  = 980
-	labelWidth  = 290
+	labelWidth  = 380
 	barAreaW    = 480
 	barHeight   = 14
 	groupGap    = 12
