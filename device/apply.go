@@ -232,10 +232,7 @@ func (d *Device) Visit(dev func(Info), peer func(*PeerInfo)) error {
 	var pi PeerInfo
 	for p := d.peerList.head; p != nil; p = p.nextInList {
 		p.fillInfo(&pi)
-		pi.AllowedIPs = pi.AllowedIPs[:0]
-		for pfx := range d.allowedIPs.Prefixes(p) {
-			pi.AllowedIPs = append(pi.AllowedIPs, pfx)
-		}
+		pi.AllowedIPs = d.allowedIPs.AppendPrefixes(pi.AllowedIPs[:0], p)
 		peer(&pi)
 	}
 	return nil

@@ -216,7 +216,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	}
 	var buf [noise.ResponseSize]byte
 	p.mu.Lock()
-	resp, kp, err := d.respondLocked(p, res, ep, now, buf[:0])
+	resp, err := d.respondLocked(p, res, ep, now, buf[:0])
 	p.mu.Unlock()
 	if err != nil {
 		d.countHandshakeError(err)
@@ -224,12 +224,11 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	}
 	d.sendHandshakeMessage(p, resp, ep)
 	d.timersSessionDerived(p, now)
-	_ = kp
 }
 
-func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.Endpoint, now time.Time, dst []byte) ([]byte, *keypair, error) {
+func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.Endpoint, now time.Time, dst []byte) ([]byte, error) {
 	if err := p.hs.ConsumeInitiation(res, now); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	p.endpoint = ep
 	if p.handshakeIndex != 0 {
@@ -238,22 +237,22 @@ func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.End
 	}
 	idx, err := d.indices.newIndex(d.rand, p)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	resp, err := p.hs.CreateResponse(dst, now, idx, d.rand)
 	if err != nil {
 		d.indices.remove(idx)
-		return nil, nil, err
+		return nil, err
 	}
 	nk, err := p.hs.DeriveKeypair(now)
 	if err != nil {
 		d.indices.remove(idx)
-		return nil, nil, err
+		return nil, err
 	}
 	kp := &keypair{Keypair: nk, peer: p}
 	d.indices.setKeypair(idx, kp)
 	p.installKeypair(kp)
-	return resp, kp, nil
+	return resp, nil
 }
 
 // handleResponse is the initiator's second step: the session is usable at
@@ -356,9 +355,7 @@ func (d *Device) sendHandshakeMessage(p *Peer, msg []byte, ep conn.Endpoint) {
 		return
 	}
 	p.txBytes.Add(uint64(len(msg)))
-	now := d.clock.Now()
-	d.timersAnyAuthenticatedPacketSent(p, now)
-	d.timersAnyAuthenticatedPacketTraversal(p, now)
+	d.timersSent(p, false, d.clock.Now())
 }
 
 func (d *Device) countHandshakeError(err error) {

@@ -56,6 +56,10 @@ type loop struct {
 	msgs       []conn.Message
 	sendMsgs   []conn.Message
 
+	// epPeer/ep cache one peer's endpoint for the batch being built.
+	epPeer *Peer
+	ep     conn.Endpoint
+
 	icmpWindow time.Time
 	icmpCount  int
 	icmpBufs   [1][]byte

@@ -71,16 +71,6 @@ func (p *Peer) endpointCopy() conn.Endpoint {
 	return p.endpoint
 }
 
-// setEndpoint records where an authenticated packet came from (roaming).
-// It is cheap when nothing changed.
-func (p *Peer) setEndpoint(ep conn.Endpoint) {
-	p.mu.Lock()
-	if p.endpoint != ep {
-		p.endpoint = ep
-	}
-	p.mu.Unlock()
-}
-
 // clearSource drops the sticky local address, so that the next send lets the
 // kernel choose (called after a retransmit or a failed send).
 func (p *Peer) clearSource() {

@@ -157,6 +157,7 @@ func (l *loop) flushDecrypted() {
 func (l *loop) checkDecrypted(j *job) {
 	d := l.d
 	now := d.clock.Now()
+	var run receivedRun
 	for i := range j.elems {
 		e := &j.elems[i]
 		if e.err != nil {
@@ -173,28 +174,48 @@ func (l *loop) checkDecrypted(j *job) {
 		if p.removed.Load() {
 			continue
 		}
-		l.received(p, kp, e, now)
+		if p.receivedWith(kp) {
+			d.timersHandshakeComplete(p, now)
+			l.sendStaged(p)
+		}
+		if run.peer != p {
+			l.finishReceived(&run, now)
+			run = receivedRun{peer: p, kp: kp}
+		}
+		run.add(e)
 		if pkt, ok := l.innerPacket(p, e.out); ok {
 			j.out = append(j.out, pkt)
 		}
 	}
+	l.finishReceived(&run, now)
 }
 
-// received does the per-packet bookkeeping of an authenticated message.
-func (l *loop) received(p *Peer, kp *keypair, e *elem, now time.Time) {
-	d := l.d
-	if p.receivedWith(kp) {
-		d.timersHandshakeComplete(p, now)
-		l.sendStaged(p)
+// receivedRun gathers the bookkeeping of consecutive authenticated packets
+// from one peer, so that it costs one lock per run, not per packet.
+type receivedRun struct {
+	peer  *Peer
+	kp    *keypair
+	ep    conn.Endpoint // source of the latest packet: roaming follows it
+	bytes uint64
+	data  bool
+}
+
+func (r *receivedRun) add(e *elem) {
+	r.ep = e.ep
+	r.bytes += uint64(e.n)
+	r.data = r.data || len(e.out) > 0
+	r.kp = e.kp
+}
+
+// finishReceived applies a run: endpoint, counters, timers (whitepaper §6).
+func (l *loop) finishReceived(r *receivedRun, now time.Time) {
+	p := r.peer
+	if p == nil {
+		return
 	}
-	p.setEndpoint(e.ep)
-	p.rxBytes.Add(uint64(e.n))
-	d.timersAnyAuthenticatedPacketReceived(p, now)
-	d.timersAnyAuthenticatedPacketTraversal(p, now)
-	if len(e.out) > 0 {
-		d.timersDataReceived(p, now)
-	}
-	l.keepKeyFresh(p, kp, now)
+	p.rxBytes.Add(r.bytes)
+	l.d.timersReceived(p, r.ep, r.data, now)
+	l.keepKeyFresh(p, r.kp, now)
 }
 
 // keepKeyFresh: an initiator whose session nears REJECT_AFTER_TIME starts

@@ -22,6 +22,7 @@ import (
 func (l *loop) readTUN() error {
 	d := l.d
 	now := d.clock.Now()
+	l.epPeer = nil
 	size := l.smallBufSize()
 	bs := min(d.tun.BatchSize(), batchSize)
 	bufs, sizes := l.readBufs[:bs], l.readSizes[:bs]
@@ -106,7 +107,7 @@ func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) boo
 		d.hs.requestInitiation(p, false)
 		return false
 	}
-	ep := p.endpointCopy()
+	ep := l.endpointOf(p)
 	if !ep.Dst.IsValid() {
 		return false
 	}
@@ -120,6 +121,17 @@ func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) boo
 	}
 	j.elems = append(j.elems, elem{buf: buf, n: n, kp: kp, counter: counter, ep: ep, own: true})
 	return true
+}
+
+// endpointOf returns p's endpoint, read under p's lock once per batch:
+// consecutive packets to one peer reuse the copy. Callers reset the cache
+// (l.epPeer = nil) at the start of each batch.
+func (l *loop) endpointOf(p *Peer) conn.Endpoint {
+	if l.epPeer != p {
+		l.ep = p.endpointCopy()
+		l.epPeer = p
+	}
+	return l.ep
 }
 
 // submit hands a filled job to the workers and queues it for ordered
@@ -180,6 +192,7 @@ func (l *loop) sendStagedOrKeepalive(p *Peer) {
 
 func (l *loop) sendStaged(p *Peer) {
 	now := l.d.clock.Now()
+	l.epPeer = nil
 	staged := p.staged
 	p.staged = nil
 	j := l.getJob(true)
@@ -205,6 +218,7 @@ func (l *loop) sendKeepalive(p *Peer) {
 	}
 	j := l.getJob(true)
 	buf := l.getSmall(l.smallBufSize())
+	l.epPeer = nil
 	if !l.appendSeal(j, p, buf, 0, l.d.clock.Now()) {
 		l.putBuf(buf)
 	}
@@ -291,11 +305,7 @@ func (l *loop) afterSend(j *job, n int) {
 			}
 		}
 		p.txBytes.Add(bytes)
-		if data {
-			d.timersDataSent(p, now)
-		}
-		d.timersAnyAuthenticatedPacketSent(p, now)
-		d.timersAnyAuthenticatedPacketTraversal(p, now)
+		d.timersSent(p, data, now)
 		i = k
 	}
 	j.pos += n

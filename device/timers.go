@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/wgdvpn/wgd/device/conn"
 	"github.com/wgdvpn/wgd/noise"
 )
 
@@ -167,41 +168,50 @@ func (l *loop) expiredNewHandshake(p *Peer) {
 	l.d.hs.requestInitiation(p, false)
 }
 
-// timersDataSent is called after a data packet (not a keepalive) was sent.
-func (d *Device) timersDataSent(p *Peer, now time.Time) {
+// timersReceived is called after a run of authenticated packets from p
+// was received, the last from ep (data: at least one was not a keepalive).
+// Under one lock it records the endpoint (roaming), cancels the
+// new-handshake timer (the peer is alive), restarts the persistent
+// keepalive, and after data arms the passive keepalive (KEEPALIVE_TIMEOUT)
+// or notes that another one is owed.
+func (d *Device) timersReceived(p *Peer, ep conn.Endpoint, data bool, now time.Time) {
 	p.mu.Lock()
-	if !d.pendingLocked(p, timerNewHandshake) {
-		d.modTimerLocked(p, timerNewHandshake, now.Add(noise.KeepaliveTimeout+noise.RekeyTimeout+d.jitter()))
+	p.endpoint = ep
+	d.delTimerLocked(p, timerNewHandshake)
+	d.persistentKeepaliveLocked(p, now)
+	if data {
+		d.dataReceivedLocked(p, now)
 	}
 	p.mu.Unlock()
 }
 
-// timersDataReceived is called after a data packet (not a keepalive) was
-// received.
-func (d *Device) timersDataReceived(p *Peer, now time.Time) {
+// timersSent is called after a run of authenticated packets to p was sent
+// (data: at least one was not a keepalive). Under one lock: after data, arm
+// the new-handshake timer (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT without an
+// answer) unless armed; cancel the passive keepalive (this packet was it);
+// restart the persistent keepalive.
+func (d *Device) timersSent(p *Peer, data bool, now time.Time) {
 	p.mu.Lock()
+	if data && !d.pendingLocked(p, timerNewHandshake) {
+		d.modTimerLocked(p, timerNewHandshake, now.Add(noise.KeepaliveTimeout+noise.RekeyTimeout+d.jitter()))
+	}
+	d.delTimerLocked(p, timerSendKeepalive)
+	d.persistentKeepaliveLocked(p, now)
+	p.mu.Unlock()
+}
+
+func (d *Device) persistentKeepaliveLocked(p *Peer, now time.Time) {
+	if p.keepaliveInterval > 0 {
+		d.modTimerLocked(p, timerPersistentKeepalive, now.Add(time.Duration(p.keepaliveInterval)*time.Second))
+	}
+}
+
+func (d *Device) dataReceivedLocked(p *Peer, now time.Time) {
 	if !d.pendingLocked(p, timerSendKeepalive) {
 		d.modTimerLocked(p, timerSendKeepalive, now.Add(noise.KeepaliveTimeout))
 	} else {
 		p.timers.needAnotherKeepalive = true
 	}
-	p.mu.Unlock()
-}
-
-// timersAnyAuthenticatedPacketSent is called after any authenticated packet
-// (data, keepalive, handshake) was sent: it is the keepalive we owed.
-func (d *Device) timersAnyAuthenticatedPacketSent(p *Peer, _ time.Time) {
-	p.mu.Lock()
-	d.delTimerLocked(p, timerSendKeepalive)
-	p.mu.Unlock()
-}
-
-// timersAnyAuthenticatedPacketReceived is called after any authenticated
-// packet was received: the peer is alive.
-func (d *Device) timersAnyAuthenticatedPacketReceived(p *Peer, _ time.Time) {
-	p.mu.Lock()
-	d.delTimerLocked(p, timerNewHandshake)
-	p.mu.Unlock()
 }
 
 // timersHandshakeInitiatedLocked is called after an initiation was sent;
@@ -227,16 +237,6 @@ func (d *Device) timersHandshakeComplete(p *Peer, now time.Time) {
 func (d *Device) timersSessionDerived(p *Peer, now time.Time) {
 	p.mu.Lock()
 	d.modTimerLocked(p, timerZeroKeyMaterial, now.Add(3*noise.RejectAfterTime))
-	p.mu.Unlock()
-}
-
-// timersAnyAuthenticatedPacketTraversal is called after any authenticated
-// packet was sent or received: the persistent keepalive restarts.
-func (d *Device) timersAnyAuthenticatedPacketTraversal(p *Peer, now time.Time) {
-	p.mu.Lock()
-	if p.keepaliveInterval > 0 {
-		d.modTimerLocked(p, timerPersistentKeepalive, now.Add(time.Duration(p.keepaliveInterval)*time.Second))
-	}
 	p.mu.Unlock()
 }
 

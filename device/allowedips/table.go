@@ -158,17 +158,29 @@ func (t *Table[T]) RemoveAll(v T) int {
 // snapshot taken when iteration starts; the loop body may change the table.
 func (t *Table[T]) Prefixes(v T) iter.Seq[netip.Prefix] {
 	return func(yield func(netip.Prefix) bool) {
-		t.mu.Lock()
-		list := t.owners.list(v)
-		ps := make([]netip.Prefix, len(list))
-		for i, e := range list {
-			ps[i] = e.prefix()
-		}
-		t.mu.Unlock()
-		for _, p := range ps {
+		for _, p := range t.AppendPrefixes(nil, v) {
 			if !yield(p) {
 				return
 			}
+		}
+	}
+}
+
+// AppendPrefixes appends v's prefixes to dst, in the order Prefixes
+// reports, and returns the extended slice. It exists for the UAPI get,
+// which lists every peer's prefixes: with a reused dst it allocates
+// nothing, where Prefixes must copy each list before yielding.
+func (t *Table[T]) AppendPrefixes(dst []netip.Prefix, v T) []netip.Prefix {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	head := t.owners[v]
+	if head == nil {
+		return dst
+	}
+	for e := head; ; e = e.next {
+		dst = append(dst, e.prefix())
+		if e.next == head {
+			return dst
 		}
 	}
 }

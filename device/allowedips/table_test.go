@@ -75,8 +75,13 @@ func compareAll(t testing.TB, tab *Table[int], ref *refTable, g *opGen, lookups,
 	}
 	for v := range values {
 		got := slices.Collect(tab.Prefixes(v))
-		if want := ref.prefixes(v); !slices.Equal(got, want) {
+		want := ref.prefixes(v)
+		if !slices.Equal(got, want) {
 			t.Fatalf("Prefixes(%d) = %v\nreference %v", v, got, want)
+		}
+		mark := netip.MustParsePrefix("198.18.0.0/15")
+		if got := tab.AppendPrefixes([]netip.Prefix{mark}, v); got[0] != mark || !slices.Equal(got[1:], want) {
+			t.Fatalf("AppendPrefixes(%d) = %v\nreference %v after %v", v, got, want, mark)
 		}
 	}
 	if tab.Len() != len(ref.rows) {
@@ -227,5 +232,24 @@ func TestRandomIsMeaningful(t *testing.T) {
 	}
 	if hits < 500 {
 		t.Fatalf("only %d of 1000 random lookups hit", hits)
+	}
+}
+
+// TestAppendPrefixesAllocs guards what the UAPI get relies on: listing a
+// value's prefixes into a buffer with room allocates nothing.
+func TestAppendPrefixesAllocs(t *testing.T) {
+	var tab Table[int]
+	g := newOpGen(2)
+	for range 100 {
+		if err := tab.Insert(g.prefix(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]netip.Prefix, 0, 256)
+	if n := testing.AllocsPerRun(100, func() {
+		buf = tab.AppendPrefixes(buf[:0], 1)
+		buf = tab.AppendPrefixes(buf[:0], 2)
+	}); n != 0 {
+		t.Fatalf("AppendPrefixes allocates %v times per call", n)
 	}
 }
