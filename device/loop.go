@@ -24,8 +24,11 @@ const (
 	// bufSize holds any IP packet a TUN can give (64 KiB) plus the transport
 	// header, padding and tag.
 	bufSize = 1<<16 + 64
-	// maxFreeBufs bounds the buffers kept for reuse.
-	maxFreeBufs = 2 * maxInflight * batchSize
+	// maxFreeBufs bounds the small buffers kept for reuse (2 MiB at MTU
+	// 1420); maxFreeLarge the 64 KiB ones (16 MiB), which a quiet moment
+	// would otherwise leave parked in the free list.
+	maxFreeBufs  = 2 * maxInflight * batchSize
+	maxFreeLarge = 4 * batchSize
 )
 
 // loop is the event loop: one goroutine that owns the TUN and UDP fds, the
@@ -286,7 +289,7 @@ func (l *loop) getSmall(size int) []byte {
 func (l *loop) putBuf(b []byte) {
 	switch {
 	case cap(b) >= bufSize:
-		if len(l.free) < maxFreeBufs {
+		if len(l.free) < maxFreeLarge {
 			l.free = append(l.free, b[:bufSize])
 		}
 	case cap(b) == l.smallSize:
