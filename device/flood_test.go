@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"crypto/rand"
 	"net"
 	"net/netip"
@@ -85,5 +86,66 @@ func TestHandshakeFloodGetsCookies(t *testing.T) {
 		}
 		clock.Advance(noise.RekeyTimeout + time.Second)
 		a.dev.loop.poll.wake()
+	}
+}
+
+// TestEstablishedPeerPassesDataDuringFlood: a peer with a session keeps
+// passing data while a handshake flood goes on (data messages never wait
+// behind handshake work).
+func TestEstablishedPeerPassesDataDuringFlood(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("session up")))
+
+	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	target := netip.AddrPortFrom(lo4, b.dev.Port())
+	priv, _ := noise.NewPrivateKey(nil)
+	hs := noise.NewHandshake(noise.NewStatic(priv), b.pub, noise.PresharedKey{})
+	flood, err := hs.CreateInitiation(nil, clock.Now(), 1, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	floodDone := make(chan int)
+	go func() {
+		sent := 0
+		deadline := time.Now().Add(5 * time.Second)
+		for sent < 1000000 && time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				floodDone <- sent
+				return
+			default:
+			}
+			_, _ = attacker.WriteToUDPAddrPort(flood, target)
+			sent++
+		}
+		floodDone <- sent
+	}()
+	const n = 20
+	delivered := 0
+	for i := range n {
+		pkt := udp4(a.addr, b.addr, []byte{'d', 'u', 'r', 'i', 'n', 'g', byte(i)})
+		a.write(t, pkt)
+		if got := b.read(t, time.Second); bytes.Equal(got, pkt) {
+			delivered++
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	sent := <-floodDone
+	c := b.dev.Counters()
+	t.Logf("%d of %d data packets delivered during a flood of %d initiations; counters %+v", delivered, n, sent, c)
+	if c.InvalidMAC2+c.UnknownPeer+c.HandshakeBacklog+c.RateLimited == 0 {
+		t.Fatalf("the flood did not reach the handshake path")
+	}
+	if delivered < n-2 {
+		t.Fatalf("only %d of %d data packets got through during the flood", delivered, n)
 	}
 }
