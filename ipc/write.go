@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/wgdvpn/wgd/device"
@@ -187,15 +188,31 @@ func appendPeerConfig(b []byte, pc *device.PeerConfig) []byte {
 	return b
 }
 
-const hexDigits = "0123456789abcdef"
+// hexPairs holds the two lowercase hex digits of every byte value, so
+// that a key is encoded one byte (not one nibble) per table load. A get of
+// a million peers encodes two million keys. It is computed once at package
+// initialization and never written afterwards.
+var hexPairs = func() (t [256][2]byte) {
+	const digits = "0123456789abcdef"
+	for i := range t {
+		t[i] = [2]byte{digits[i>>4], digits[i&0xf]}
+	}
+	return t
+}()
 
+// appendKey appends "key=<64 hex digits>\n". It grows b once and writes
+// the digits in place instead of appending them one by one.
 func appendKey(b []byte, key string, k [32]byte) []byte {
 	b = append(b, key...)
 	b = append(b, '=')
-	for _, c := range k {
-		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	n := len(b)
+	b = slices.Grow(b, 2*len(k)+1)[:n+2*len(k)+1]
+	out := b[n : n+2*len(k)+1]
+	for i, c := range k {
+		out[2*i], out[2*i+1] = hexPairs[c][0], hexPairs[c][1]
 	}
-	return append(b, '\n')
+	out[2*len(k)] = '\n'
+	return b
 }
 
 func appendUint(b []byte, key string, v uint64) []byte {
