@@ -88,6 +88,21 @@ func inNetns(t *testing.T, ns string, f func()) {
 	f()
 }
 
+// writeKeys makes a key pair for sides "a" and "b" with wgd itself, writes
+// each private key to dir/SIDE.key and returns the public keys by side.
+func writeKeys(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	keys := map[string]string{}
+	for _, side := range []string{"a", "b"} {
+		priv, pub := genKeyPair(t)
+		if err := os.WriteFile(dir+"/"+side+".key", []byte(priv+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys[side] = pub
+	}
+	return keys
+}
+
 // TestE2EDaemonsInNamespaces runs two `wgd` daemons (background mode) in
 // two namespaces, configures them with the real `wg`, and checks ping and a
 // TCP transfer with a checksum over IPv4 and IPv6 inside the tunnel, over
@@ -98,18 +113,7 @@ func TestE2EDaemonsInNamespaces(t *testing.T) {
 		t.Run(fmt.Sprintf("underlay_ipv6=%v", underlay6), func(t *testing.T) {
 			p := newNetnsPair(t)
 			dir := t.TempDir()
-			keys := map[string]string{}
-			for _, ns := range []string{"a", "b"} {
-				priv := strings.TrimSpace(run(t, wgdBin, "genkey"))
-				os.WriteFile(dir+"/"+ns+".key", []byte(priv+"\n"), 0o600)
-				cmd := exec.Command(wgdBin, "pubkey")
-				cmd.Stdin = strings.NewReader(priv)
-				pub, err := cmd.Output()
-				if err != nil {
-					t.Fatal(err)
-				}
-				keys[ns] = strings.TrimSpace(string(pub))
-			}
+			keys := writeKeys(t, dir)
 			ifname := func(ns string) string { return fmt.Sprintf("wgdt%s%d", ns, os.Getpid()%10000) }
 			for i, ns := range []string{"a", "b"} {
 				other := "b"
@@ -207,18 +211,7 @@ func TestE2ENetnsMoveAndExit(t *testing.T) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", inner).Run() })
 	dir := t.TempDir()
 	dev := func(ns string) string { return fmt.Sprintf("wgdm%s%d", ns, os.Getpid()%10000) }
-	keys := map[string]string{}
-	for _, ns := range []string{"a", "b"} {
-		priv := strings.TrimSpace(run(t, wgdBin, "genkey"))
-		os.WriteFile(dir+"/"+ns+".key", []byte(priv+"\n"), 0o600)
-		cmd := exec.Command(wgdBin, "pubkey")
-		cmd.Stdin = strings.NewReader(priv)
-		pub, err := cmd.Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[ns] = strings.TrimSpace(string(pub))
-	}
+	keys := writeKeys(t, dir)
 	run(t, "ip", "netns", "exec", p.a, wgdBin, dev("a"))
 	run(t, "ip", "netns", "exec", p.b, wgdBin, dev("b"))
 	t.Cleanup(func() {

@@ -40,27 +40,23 @@ func newUpCmd() *cobra.Command {
 }
 
 func newDownCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "down CONFIG_FILE|INTERFACE",
-		Short: "Take a WireGuard interface down and undo what up did (wg-quick down)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := resolveTarget(args[0])
-			if err != nil {
-				return err
-			}
-			if err := checkNetAdmin(); err != nil {
-				return fmt.Errorf("down %s: %w", t.iface, err)
-			}
-			return runDown(cmd.Context(), t, newQuickIO(cmd), nil)
-		},
-	}
+	return newQuickCmd("down", "Take a WireGuard interface down and undo what up did (wg-quick down)",
+		func(cmd *cobra.Command, t quickTarget) error { return runDown(cmd.Context(), t, newQuickIO(cmd), nil) })
 }
 
 func newReloadCmd() *cobra.Command {
+	return newQuickCmd("reload", "Apply a changed config file without dropping sessions: peers, addresses, MTU, routes, DNS",
+		func(cmd *cobra.Command, t quickTarget) error {
+			return reloadInterface(cmd.Context(), t.iface, newQuickIO(cmd))
+		})
+}
+
+// newQuickCmd builds a `wgd VERB CONFIG_FILE|INTERFACE` command that needs
+// CAP_NET_ADMIN.
+func newQuickCmd(verb, short string, run func(*cobra.Command, quickTarget) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "reload CONFIG_FILE|INTERFACE",
-		Short: "Apply a changed config file without dropping sessions: peers, addresses, MTU, routes, DNS",
+		Use:   verb + " CONFIG_FILE|INTERFACE",
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := resolveTarget(args[0])
@@ -68,9 +64,9 @@ func newReloadCmd() *cobra.Command {
 				return err
 			}
 			if err := checkNetAdmin(); err != nil {
-				return fmt.Errorf("reload %s: %w", t.iface, err)
+				return fmt.Errorf("%s %s: %w", verb, t.iface, err)
 			}
-			return reloadInterface(cmd.Context(), t.iface, newQuickIO(cmd))
+			return run(cmd, t)
 		},
 	}
 }
