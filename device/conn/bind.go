@@ -34,38 +34,13 @@ func (b *Bind) Read(fd int, msgs []Message) (int, error) {
 	if o.carry != nil {
 		return b.readGRO(fd, o.carry, msgs)
 	}
-	k := len(msgs)
-	for i := 0; i < k; i++ {
-		b.rx.prepRecv(i, msgs[i].Buf)
-	}
-	n, errno := recvmmsg(fd, &b.rx.hdrs[0], k, unix.MSG_DONTWAIT)
-	for errno == unix.EINTR {
-		n, errno = recvmmsg(fd, &b.rx.hdrs[0], k, unix.MSG_DONTWAIT)
-	}
-	b.rx.release(k)
-	if errno != 0 {
-		return 0, recvError(0, errno)
-	}
-	for i := 0; i < n; i++ {
-		b.rx.result(i, &msgs[i])
-	}
-	return n, nil
+	return b.recvBatch(fd, msgs)
 }
 
-// ReadCoalesced is Read without the splitting: one recvmmsg(2) of up to
-// len(msgs) datagrams, each left whole. A datagram the kernel coalesced
-// (UDP_GRO) arrives as one message whose Seg gives the segment size, and
-// the caller walks its segments in place: no copies, and a full batch per
-// system call whether or not the sender used GSO. Buffers should hold
-// 64 KiB, or a coalesced datagram is reported with N == 0 (dropped). It
-// must not be mixed with Read on the same fd (Read may hold segments back).
-func (b *Bind) ReadCoalesced(fd int, msgs []Message) (int, error) {
-	if fd < 0 || (int32(fd) != b.fd4.Load() && int32(fd) != b.fd6.Load()) {
-		if b.fd4.Load() < 0 {
-			return 0, ErrClosed
-		}
-		return 0, ErrBadFd
-	}
+// recvBatch receives up to len(msgs) datagrams with one recvmmsg(2), each
+// whole; msgs[i].Seg is the GRO segment size of a coalesced one (0 when
+// UDP_GRO is off or the datagram was not coalesced).
+func (b *Bind) recvBatch(fd int, msgs []Message) (int, error) {
 	k := min(len(msgs), MaxBatch)
 	if k == 0 {
 		return 0, nil
@@ -89,6 +64,23 @@ func (b *Bind) ReadCoalesced(fd int, msgs []Message) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ReadCoalesced is Read without the splitting: one recvmmsg(2) of up to
+// len(msgs) datagrams, each left whole. A datagram the kernel coalesced
+// (UDP_GRO) arrives as one message whose Seg gives the segment size, and
+// the caller walks its segments in place: no copies, and a full batch per
+// system call whether or not the sender used GSO. Buffers should hold
+// 64 KiB, or a coalesced datagram is reported with N == 0 (dropped). It
+// must not be mixed with Read on the same fd (Read may hold segments back).
+func (b *Bind) ReadCoalesced(fd int, msgs []Message) (int, error) {
+	if fd < 0 || (int32(fd) != b.fd4.Load() && int32(fd) != b.fd6.Load()) {
+		if b.fd4.Load() < 0 {
+			return 0, ErrClosed
+		}
+		return 0, ErrBadFd
+	}
+	return b.recvBatch(fd, msgs)
 }
 
 // Write sends msgs with sendmmsg(2), one call per run of consecutive

@@ -389,3 +389,55 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// TestReadCoalescedKeepsDatagramsWhole: ReadCoalesced hands a GSO burst over
+// as one message with its segment size, and plain datagrams with Seg 0, in
+// one call.
+func TestReadCoalescedKeepsDatagramsWhole(t *testing.T) {
+	a, rx := openT(t), openT(t)
+	needOffloads(t, a)
+	ep := Endpoint{Dst: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rx.Port())}
+	out := make([]Message, 10)
+	for i := range out {
+		out[i] = Message{Buf: pattern(i, 1000), Ep: ep}
+	}
+	out[9].Buf = out[9].Buf[:300]
+	single := Message{Buf: pattern(99, 77), Ep: ep}
+	if n, err := a.Write(out); n != 10 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if n, err := a.Write([]Message{single}); n != 1 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	fd := rx.fdOf(unix.AF_INET)
+	msgs := make([]Message, 8)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, engineBuf)
+	}
+	var got []Message
+	for deadline := time.Now().Add(2 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+		unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+		n, err := rx.ReadCoalesced(fd, msgs)
+		if err != nil && !errors.Is(err, ErrWouldBlock) {
+			t.Fatal(err)
+		}
+		for _, m := range msgs[:n] {
+			got = append(got, Message{Buf: append([]byte(nil), m.Buf[:m.N]...), N: m.N, Seg: m.Seg})
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d messages, want the burst and the single datagram", len(got))
+	}
+	if got[0].N != 9300 || got[0].Seg != 1000 {
+		t.Fatalf("burst: N=%d Seg=%d, want 9300 bytes in 1000-byte segments", got[0].N, got[0].Seg)
+	}
+	for i := range out {
+		seg := got[0].Buf[i*1000 : min((i+1)*1000, got[0].N)]
+		if !bytes.Equal(seg, out[i].Buf) {
+			t.Fatalf("segment %d differs", i)
+		}
+	}
+	if got[1].Seg != 0 || !bytes.Equal(got[1].Buf, single.Buf) {
+		t.Fatalf("single datagram: Seg=%d, %d bytes", got[1].Seg, got[1].N)
+	}
+}
