@@ -4,6 +4,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/wgdvpn/wgd/device"
 )
@@ -24,29 +25,50 @@ type Device interface {
 // none), protocol_version=1, endpoint when set, the handshake time,
 // tx_bytes, rx_bytes, persistent_keepalive_interval and the allowed IPs.
 //
-// The reply is built in memory and written once after Visit returns, so a
-// client that reads slowly never holds the device's locks. It is built in
-// chunks rather than one growing slice: a million peers make ~320 MiB of
-// text, and doubling a slice that size would copy it again and again and
-// briefly need twice the memory.
+// A goroutine builds the reply in chunks under Visit while this one writes
+// the finished chunks to w. The builder never waits for the writer (the
+// queue between them is unbounded), so a client that reads slowly never
+// holds the device's locks for longer than building takes, as when the
+// whole reply was built before the first write; a client that reads fast
+// parses the first peers while the last are still being built, and the
+// written chunks are garbage before the reply is done. A million peers make
+// ~320 MiB of text, so chunks also avoid copying a doubling slice.
+//
+// A reply smaller than one chunk is written only after Visit returns, so a
+// Visit error then means nothing was written. A larger reply may be cut
+// short by a Visit error after some chunks went out; the caller's errno
+// line then reports the error. WriteGet returns only after the builder has
+// finished, even when a write fails.
 func WriteGet(w io.Writer, dev Device) error {
-	var r reply
-	err := dev.Visit(func(info device.Info) {
-		r.cur = appendInfo(r.cur, &info)
-	}, func(pi *device.PeerInfo) {
-		r.cur = appendPeerInfo(r.cur, pi)
-		r.cut(false)
-	})
-	if err != nil {
-		return err
-	}
-	r.cut(true)
-	for _, c := range r.done {
-		if _, err := w.Write(c); err != nil {
+	r := reply{q: newChunkQueue()}
+	go func() {
+		err := dev.Visit(func(info device.Info) {
+			r.cur = appendInfo(r.cur, &info)
+		}, func(pi *device.PeerInfo) {
+			r.cur = appendPeerInfo(r.cur, pi)
+			r.cut(false)
+		})
+		if err == nil {
+			r.cut(true)
+		}
+		r.q.close(err)
+	}()
+	var werr error
+	for {
+		<-r.q.wake
+		chunks, closed, err := r.q.take()
+		for _, c := range chunks {
+			if werr == nil {
+				_, werr = w.Write(c)
+			}
+		}
+		if closed {
+			if werr != nil {
+				return werr
+			}
 			return err
 		}
 	}
-	return nil
 }
 
 // replyChunk is the capacity of a reply chunk; replySlack is room left for
@@ -57,26 +79,76 @@ const (
 	replySlack = 4 << 10
 )
 
-// reply is a get reply under construction: done holds the full chunks, cur
-// the one being appended to.
+// reply is a get reply under construction: cur is the chunk being appended
+// to, owned by the building goroutine until cut hands it to q.
 type reply struct {
-	done [][]byte
-	cur  []byte
+	cur []byte
+	q   *chunkQueue
 }
 
-// cut moves cur to done once it is within replySlack of a full chunk, or
-// at the end (final) whenever it holds anything, so that appending a peer
-// never copies the peers written before. The first chunk grows from nil,
-// so a small device does not allocate a whole chunk.
+// cut hands cur to the writer once it is within replySlack of a full
+// chunk, or at the end (final) whenever it holds anything, so that
+// appending a peer never copies the peers written before. The first chunk
+// grows from nil, so a small device does not allocate a whole chunk.
 func (r *reply) cut(final bool) {
 	if len(r.cur) == 0 || (!final && len(r.cur) < replyChunk-replySlack) {
 		return
 	}
-	r.done = append(r.done, r.cur)
+	r.q.push(r.cur)
 	r.cur = nil
 	if !final {
 		r.cur = make([]byte, 0, replyChunk)
 	}
+}
+
+// chunkQueue hands finished chunks from the goroutine that builds a reply
+// to the one that writes it. push and close never block, whatever the
+// writer does; wake (capacity 1) is signalled after each of them, so the
+// writer never misses the last change.
+type chunkQueue struct {
+	wake chan struct{}
+
+	mu sync.Mutex
+	// chunks, closed and err are guarded by mu: the chunks not yet taken,
+	// whether the builder is done, and the error Visit returned.
+	chunks [][]byte
+	closed bool
+	err    error
+}
+
+func newChunkQueue() *chunkQueue {
+	return &chunkQueue{wake: make(chan struct{}, 1)}
+}
+
+func (q *chunkQueue) push(c []byte) {
+	q.mu.Lock()
+	q.chunks = append(q.chunks, c)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *chunkQueue) close(err error) {
+	q.mu.Lock()
+	q.closed, q.err = true, err
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *chunkQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending chunks (the caller now owns them), whether the
+// builder has finished, and its error.
+func (q *chunkQueue) take() ([][]byte, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.chunks
+	q.chunks = nil
+	return c, q.closed, q.err
 }
 
 func appendInfo(b []byte, info *device.Info) []byte {
