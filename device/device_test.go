@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -196,6 +197,40 @@ func TestReplayedAndForgedDataDropped(t *testing.T) {
 		return c.BadLength+c.BadType+c.UnknownIndex+c.InvalidMAC1 >= 150
 	})
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("still working")))
+
+	// Random datagrams, and truncated and bit-flipped copies of a real data
+	// message: dropped and counted, never delivered, no panic.
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	before := b.dev.Counters()
+	for i := range 2000 {
+		var junk []byte
+		switch i % 3 {
+		case 0:
+			junk = make([]byte, rng.IntN(1500))
+			for k := range junk {
+				junk[k] = byte(rng.Uint32())
+			}
+			if len(junk) >= 4 && rng.IntN(2) == 0 {
+				junk[0], junk[1], junk[2], junk[3] = byte(1+rng.IntN(4)), 0, 0, 0
+			}
+		case 1:
+			junk = data[:rng.IntN(len(data))]
+		case 2:
+			junk = append([]byte(nil), data...)
+			junk[16+rng.IntN(len(junk)-16)] ^= byte(1 + rng.IntN(255))
+		}
+		proxy.inject(junk)
+	}
+	waitFor(t, "random datagrams counted", func() bool {
+		c := b.dev.Counters()
+		dropped := c.BadLength + c.BadType + c.UnknownIndex + c.InvalidMAC1 + c.DecryptFailed + c.Replay
+		was := before.BadLength + before.BadType + before.UnknownIndex + before.InvalidMAC1 + before.DecryptFailed + before.Replay
+		return dropped-was >= 1500
+	})
+	if got := b.read(t, 100*time.Millisecond); got != nil {
+		t.Fatalf("a forged datagram was delivered: %x", got)
+	}
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("still working after random input")))
 }
 
 func TestRoamingToNewSourcePort(t *testing.T) {
