@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -26,8 +25,6 @@ import (
 // stateDir holds what `up` applied, one JSON file per interface.
 const stateDir = "/run/wgd"
 
-// ifaceNameRE is wg-quick's rule for interface names (and config file names).
-var ifaceNameRE = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
 
 // quickTarget is the config file and interface a `wgd up/down/reload`
 // argument names.
@@ -39,12 +36,12 @@ type quickTarget struct {
 // /etc/wireguard/NAME.conf; anything else is a path whose base name, less
 // ".conf", is the interface name.
 func resolveTarget(arg string) (quickTarget, error) {
-	if ifaceNameRE.MatchString(arg) && !strings.HasSuffix(arg, ".conf") {
+	if ifaceName.MatchString(arg) && !strings.HasSuffix(arg, ".conf") {
 		return quickTarget{iface: arg, path: filepath.Join(configDir, arg+".conf")}, nil
 	}
 	base := filepath.Base(arg)
 	name, ok := strings.CutSuffix(base, ".conf")
-	if !ok || !ifaceNameRE.MatchString(name) {
+	if !ok || !ifaceName.MatchString(name) {
 		return quickTarget{}, fmt.Errorf("the config file must be a valid interface name, followed by .conf: `%s'", arg)
 	}
 	return quickTarget{iface: name, path: arg}, nil
