@@ -36,8 +36,8 @@ type quickTarget struct {
 // /etc/wireguard/NAME.conf; anything else is a path whose base name, less
 // ".conf", is the interface name.
 func resolveTarget(arg string) (quickTarget, error) {
-	if ifaceName.MatchString(arg) && !strings.HasSuffix(arg, ".conf") {
-		return quickTarget{iface: arg, path: filepath.Join(configDir, arg+".conf")}, nil
+	if path := configPath(arg, configDir); path != arg {
+		return quickTarget{iface: arg, path: path}, nil
 	}
 	base := filepath.Base(arg)
 	name, ok := strings.CutSuffix(base, ".conf")
