@@ -25,7 +25,6 @@ import (
 // stateDir holds what `up` applied, one JSON file per interface.
 const stateDir = "/run/wgd"
 
-
 // quickTarget is the config file and interface a `wgd up/down/reload`
 // argument names.
 type quickTarget struct {
