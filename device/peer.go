@@ -39,7 +39,7 @@ type Peer struct {
 	handshakeQueued   atomic.Bool
 	initiationIsRetry atomic.Bool
 
-	// mu guards everything below.
+	// mu guards the fields of this group.
 	mu                sync.Mutex
 	hs                *noise.Handshake
 	handshakeIndex    uint32 // index of the handshake in flight, 0 = none
@@ -53,8 +53,8 @@ type Peer struct {
 	// goroutine; no lock.
 	staged [][]byte
 
-	// listed links the peer into the device's peerList (guarded by
-	// Device.peersMu) so that `get` keeps insertion order.
+	// prevInList/nextInList link the peer into the device's peerList
+	// (guarded by Device.peersMu) so that `get` keeps insertion order.
 	prevInList, nextInList *Peer
 }
 
