@@ -165,19 +165,29 @@ func (h *Handshake) CreateInitiation(dst []byte, now time.Time, localIndex uint3
 	return out, nil
 }
 
-// writeInitiation appends the Noise body of message 0, e || enc(s) ||
-// enc(payload), to out (which has room) and advances C and H. The payload
-// is the TAI64N timestamp in WireGuard; tests pass the vector's payload.
-func (h *Handshake) writeInitiation(out []byte, rand io.Reader, payload []byte) ([]byte, error) {
-	// e: E_i = DH-Generate(); H = HASH(H || E_i.pub); C = KDF1(C, E_i.pub)
+// mixEphemeral is the "e" token of both messages: a fresh ephemeral key whose
+// public half is appended to out and mixed into H and C.
+func (h *Handshake) mixEphemeral(out []byte, rand io.Reader) ([]byte, *ecdh.PrivateKey, error) {
 	eph, err := newEphemeral(rand)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	epub := eph.PublicKey().Bytes()
 	out = append(out, epub...)
 	h.hash = hashOf(h.hash[:], epub)
 	h.chain = kdf1(h.chain[:], epub)
+	return out, eph, nil
+}
+
+// writeInitiation appends the Noise body of message 0, e || enc(s) ||
+// enc(payload), to out (which has room) and advances C and H. The payload
+// is the TAI64N timestamp in WireGuard; tests pass the vector's payload.
+func (h *Handshake) writeInitiation(out []byte, rand io.Reader, payload []byte) ([]byte, error) {
+	// e: E_i = DH-Generate(); H = HASH(H || E_i.pub); C = KDF1(C, E_i.pub)
+	out, eph, err := h.mixEphemeral(out, rand)
+	if err != nil {
+		return nil, err
+	}
 	// es: (C, k) = KDF2(C, DH(E_i.priv, S_r.pub))
 	shared, err := dh(eph, h.remote[:])
 	if err != nil {

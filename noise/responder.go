@@ -161,14 +161,10 @@ func (h *Handshake) CreateResponse(dst []byte, now time.Time, localIndex uint32,
 // writeResponse appends E_r || enc(payload) to out and advances C and H.
 func (h *Handshake) writeResponse(out []byte, rand io.Reader, payload []byte) ([]byte, error) {
 	// e: E_r = DH-Generate(); C = KDF1(C, E_r.pub); H = HASH(H || E_r.pub)
-	eph, err := newEphemeral(rand)
+	out, eph, err := h.mixEphemeral(out, rand)
 	if err != nil {
 		return nil, err
 	}
-	epub := eph.PublicKey().Bytes()
-	out = append(out, epub...)
-	h.hash = hashOf(h.hash[:], epub)
-	h.chain = kdf1(h.chain[:], epub)
 	// ee: C = KDF1(C, DH(E_r.priv, E_i.pub))
 	shared, err := dh(eph, h.remoteEphemeral[:])
 	if err != nil {
