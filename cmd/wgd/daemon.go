@@ -100,11 +100,18 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	w.Close()
-	msg, _ := io.ReadAll(io.LimitReader(r, 4096))
+	// A child that hangs before it is ready must not hang the caller
+	// (wg-quick, a boot script): give up after readyTimeout and kill it.
+	_ = r.SetReadDeadline(time.Now().Add(readyTimeout))
+	msg, err := io.ReadAll(io.LimitReader(r, 4096))
 	text := strings.TrimSpace(string(msg))
 	if text == "ready" {
 		_ = child.Process.Release()
 		return nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = child.Process.Kill()
+		text = fmt.Sprintf("daemon not ready after %v", readyTimeout)
 	}
 	_ = child.Wait()
 	if text == "" {
@@ -112,6 +119,9 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 	}
 	return errors.New(text)
 }
+
+// readyTimeout bounds how long `wgd IFACE` waits for its daemon.
+const readyTimeout = 30 * time.Second
 
 // serve runs the daemon in the foreground until a signal, the removal of the
 // UAPI socket, the deletion of the TUN, or a device failure. SIGHUP reloads
