@@ -81,7 +81,7 @@ func (c Coalescer) Next(pkts [][]byte, offset int, dst []byte) (n, size int) {
 	if n == 1 {
 		return 1, 0
 	}
-	return n, build(dst, first, pkts[:n], offset, total)
+	return n, build(dst, first, pkts[:n], nil, 0, offset, total)
 }
 
 // candidate parses one packet and reports whether it may be merged at all.
@@ -209,12 +209,23 @@ func fits(first flowPkt, payload, segs, dstLen int) bool {
 // returns its size. The L4 checksum field gets the pseudo-header sum that
 // NEEDS_CSUM asks for; the kernel (or the segmentation it does for a
 // forwarded packet) completes it.
-func build(dst []byte, first flowPkt, pkts [][]byte, offset, payload int) int {
+// The members are pkts in order, or, when link is not nil, the chain
+// head, link[head], ... ending at -1.
+func build(dst []byte, first flowPkt, pkts [][]byte, link []int16, head, offset, payload int) int {
 	out := dst[VirtioNetHdrLen : VirtioNetHdrLen+first.hdrLen+payload]
 	copy(out, first.pkt[:first.hdrLen])
 	at := first.hdrLen
-	for _, b := range pkts {
-		at += copy(out[at:], b[offset+first.hdrLen:])
+	var last []byte
+	if link == nil {
+		for _, b := range pkts {
+			at += copy(out[at:], b[offset+first.hdrLen:])
+		}
+		last = pkts[len(pkts)-1][offset:]
+	} else {
+		for k := head; k >= 0; k = int(link[k]) {
+			at += copy(out[at:], pkts[k][offset+first.hdrLen:])
+			last = pkts[k][offset:]
+		}
 	}
 	l4 := out[first.ipLen:]
 	if first.v6 {
@@ -234,7 +245,6 @@ func build(dst []byte, first flowPkt, pkts [][]byte, offset, payload int) int {
 		if first.v6 {
 			hdr.GSOType = GSOTCPv6
 		}
-		last := pkts[len(pkts)-1][offset:]
 		l4[13] |= last[first.ipLen+13] & tcpFlagPSH
 	} else {
 		hdr.GSOType, hdr.CsumOffset = GSOUDPL4, udpCsumOff
@@ -245,3 +255,208 @@ func build(dst []byte, first flowPkt, pkts [][]byte, offset, payload int) int {
 	hdr.Encode(dst)
 	return VirtioNetHdrLen + len(out)
 }
+
+// Limits of one grouping window.
+const (
+	// groupWindow is the most packets Grouper.Group looks at in one call;
+	// its per-packet arrays have this size, so it does not allocate.
+	groupWindow = 128
+	// maxOpenFlows is how many flows may grow a super-packet at once. A
+	// further flow closes the oldest open group, which is then written as
+	// far as it got, so a full table costs merging, never correctness.
+	maxOpenFlows = 16
+)
+
+// group is one write of a window: a super-packet or a single packet.
+type group struct {
+	first, prev flowPkt // the first and latest member, parsed
+	head, tail  int16   // window indices of the first and latest member
+	count       int     // members
+	total       int     // payload bytes of all members
+}
+
+// Grouper sorts the packets of a write batch into groups of one flow each,
+// also when other flows' packets sit between them (several TCP streams
+// through one tunnel arrive interleaved: A B C D A B C D). The rules of a
+// group are those of Next, so segmentation gives back each member exactly.
+// Groups come out in the order of their first packet; within a flow the
+// order of the packets is kept, because a packet of a flow that cannot
+// join its flow's open group closes that group, and so does any packet that
+// may belong to the flow but cannot be merged (a pure ACK, a FIN, an
+// unparsable packet closes every group). Packets of different flows may
+// thus be reordered relative to each other. A Grouper is big (a fixed
+// table for groupWindow packets); the event loop owns one per device.
+type Grouper struct {
+	groups  [groupWindow]group
+	ngroups int
+	link    [groupWindow]int16 // next member of the same group, -1 at the end
+	open    [maxOpenFlows]int16
+	nopen   int // open[:nopen] are the groups that may still grow, oldest first
+}
+
+// Group sorts pkts[:min(len(pkts), groupWindow)] into groups and returns
+// how many packets it looked at. With interleave false only consecutive
+// packets merge (exactly the runs Next finds), so the groups cover the
+// window in order. dstLen is the scratch size Build will get.
+func (g *Grouper) Group(c Coalescer, pkts [][]byte, offset, dstLen int, interleave bool) int {
+	w := min(len(pkts), groupWindow)
+	g.ngroups, g.nopen = 0, 0
+	for k := range w {
+		g.link[k] = -1
+		f, ok := c.candidate(pkts[k], offset)
+		if !ok {
+			g.closeFlow(pkts[k], offset, interleave)
+			g.start(k, f, false)
+			continue
+		}
+		if g.join(k, f, dstLen, interleave) {
+			continue
+		}
+		g.start(k, f, !endsGroup(f))
+	}
+	return w
+}
+
+// join adds candidate f, packet k, to the open group of its flow if it
+// continues it, and closes that group if it does not.
+func (g *Grouper) join(k int, f flowPkt, dstLen int, interleave bool) bool {
+	slot := -1
+	for i := range g.nopen {
+		if sameFlow(g.groups[g.open[i]].first, f) {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		if !interleave {
+			g.nopen = 0 // another flow ends the run
+		}
+		return false
+	}
+	gr := &g.groups[g.open[slot]]
+	if !follows(gr.first, gr.prev, f, gr.count) || !fits(gr.first, gr.total+f.payload, gr.count+1, dstLen) {
+		g.closeSlot(slot)
+		return false
+	}
+	g.link[gr.tail] = int16(k)
+	gr.tail, gr.prev = int16(k), f
+	gr.count++
+	gr.total += f.payload
+	if f.payload < gr.first.payload || endsGroup(f) {
+		g.closeSlot(slot)
+	}
+	return true
+}
+
+// start begins a new group with packet k and, if it may grow, opens it,
+// closing the oldest open group when the table is full.
+func (g *Grouper) start(k int, f flowPkt, open bool) {
+	g.groups[g.ngroups] = group{first: f, prev: f, head: int16(k), tail: int16(k), count: 1, total: f.payload}
+	if open {
+		if g.nopen == maxOpenFlows {
+			g.closeSlot(0)
+		}
+		g.open[g.nopen] = int16(g.ngroups)
+		g.nopen++
+	}
+	g.ngroups++
+}
+
+// closeSlot stops the group in open[slot] from growing.
+func (g *Grouper) closeSlot(slot int) {
+	copy(g.open[slot:g.nopen], g.open[slot+1:g.nopen])
+	g.nopen--
+}
+
+// closeFlow closes every open group that packet buf[offset:], which cannot
+// be merged, may belong to: those of its addresses and ports, of its
+// addresses when it has no ports we can read, all when it is not IP.
+func (g *Grouper) closeFlow(buf []byte, offset int, interleave bool) {
+	v6, addrs, ports, ok := looseKey(buf, offset)
+	if !ok || !interleave {
+		g.nopen = 0
+		return
+	}
+	for i := g.nopen - 1; i >= 0; i-- {
+		f := g.groups[g.open[i]].first
+		if f.v6 != v6 || !bytes.Equal(flowAddrs(f), addrs) {
+			continue
+		}
+		if ports == nil || bytes.Equal(f.pkt[f.ipLen:f.ipLen+4], ports) {
+			g.closeSlot(i)
+		}
+	}
+}
+
+// Len returns how many groups the last Group call made.
+func (g *Grouper) Len() int { return g.ngroups }
+
+// Size returns the number of packets in group i.
+func (g *Grouper) Size(i int) int { return g.groups[i].count }
+
+// Head returns the window index of the first packet of group i.
+func (g *Grouper) Head(i int) int { return int(g.groups[i].head) }
+
+// NextMember returns the window index of the packet after k in its group,
+// or -1 after the last.
+func (g *Grouper) NextMember(k int) int { return int(g.link[k]) }
+
+// Build writes group i of pkts (the slice given to Group), virtio_net_hdr
+// first, to dst and returns its size. It needs len(dst) >= the dstLen
+// given to Group and a group of more than one packet.
+func (g *Grouper) Build(dst []byte, pkts [][]byte, offset, i int) int {
+	gr := &g.groups[i]
+	return build(dst, gr.first, pkts, g.link[:], int(gr.head), offset, gr.total)
+}
+
+// sameFlow reports whether two candidates have the same protocol,
+// addresses and ports.
+func sameFlow(a, b flowPkt) bool {
+	return a.v6 == b.v6 && a.proto == b.proto && bytes.Equal(flowAddrs(a), flowAddrs(b)) &&
+		bytes.Equal(a.pkt[a.ipLen:a.ipLen+4], b.pkt[b.ipLen:b.ipLen+4])
+}
+
+// flowAddrs returns the source and destination addresses of a candidate.
+func flowAddrs(f flowPkt) []byte {
+	if f.v6 {
+		return f.pkt[8:40]
+	}
+	return f.pkt[12:20]
+}
+
+// looseKey reads the addresses and, for an unfragmented TCP or UDP packet
+// without IPv6 extension headers, the ports of any IP packet; ok is false
+// when buf[offset:] is not an IP packet whose addresses can be read.
+func looseKey(buf []byte, offset int) (v6 bool, addrs, ports []byte, ok bool) {
+	if offset < 0 || offset >= len(buf) {
+		return false, nil, nil, false
+	}
+	p := buf[offset:]
+	var ipLen int
+	var proto uint8
+	switch p[0] >> 4 {
+	case 4:
+		ipLen = int(p[0]&0x0f) * 4
+		if len(p) < ipv4MinHdr || ipLen < ipv4MinHdr {
+			return false, nil, nil, false
+		}
+		addrs, proto = p[12:20], p[9]
+		if binary.BigEndian.Uint16(p[6:])&0x1fff != 0 {
+			proto = 0 // a later fragment: no ports
+		}
+	case 6:
+		if len(p) < ipv6Hdr {
+			return false, nil, nil, false
+		}
+		v6, ipLen, addrs, proto = true, ipv6Hdr, p[8:40], p[6]
+	default:
+		return false, nil, nil, false
+	}
+	if (proto == protoTCP || proto == protoUDP) && len(p) >= ipLen+4 {
+		ports = p[ipLen : ipLen+4]
+	}
+	return v6, addrs, ports, true
+}
+
+// Tail returns the window index of the last packet of group i.
+func (g *Grouper) Tail(i int) int { return int(g.groups[i].tail) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -78,9 +79,13 @@ type offloadState struct {
 
 	stats offloadStats
 
-	wbuf    []byte // a merged super-packet being written
-	zeroHdr [VirtioNetHdrLen]byte
-	iov     [2][]byte // writev vector for a single packet: header, packet
+	wbuf []byte // a merged super-packet being written
+	grp  Grouper
+	// interleave lets a write merge a flow's packets across other flows'
+	// packets; set only when the TUN's send buffer is unlimited, see write.
+	interleave bool
+	zeroHdr    [VirtioNetHdrLen]byte
+	iov        [2][]byte // writev vector for a single packet: header, packet
 }
 
 // offloadStats counts what the offload path did, for tests and for the
@@ -111,6 +116,7 @@ func setupOffload(fd int, name string, log *slog.Logger) *offloadState {
 		rbuf: make([]byte, VirtioNetHdrLen+ipv6Hdr+maxIPPayload+1),
 		wbuf: make([]byte, CoalesceBufSize),
 	}
+	st.interleave = sndbufUnlimited(fd)
 	for i, o := range tries {
 		err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, int(o))
 		if err != nil {
@@ -127,6 +133,18 @@ func setupOffload(fd int, name string, log *slog.Logger) *offloadState {
 	log.Info("tun: kernel refused all offloads", "dev", name)
 	st.iov[0] = st.zeroHdr[:]
 	return st
+}
+
+// tunGetSndbuf is TUNGETSNDBUF, _IOR('T', 211, int) in
+// include/uapi/linux/if_tun.h; x/sys/unix does not define it.
+const tunGetSndbuf = 0x800454d3
+
+// sndbufUnlimited reports whether the TUN's send buffer is INT_MAX, the
+// value tun.c starts every queue with: then write(2) never fails with
+// EAGAIN (sock_alloc_send_pskb waits only on a full send buffer).
+func sndbufUnlimited(fd int) bool {
+	v, err := unix.IoctlGetInt(fd, tunGetSndbuf)
+	return err == nil && v == math.MaxInt32
 }
 
 // read fills bufs with segments: first those left over from the last
@@ -196,42 +214,102 @@ func nilIfSome(n int, err error) error {
 // buffered returns how many segments of the last super-packet are waiting.
 func (s *offloadState) buffered() int { return s.pend.nseg - s.next }
 
-// write writes bufs[i][offset:], merging runs of one flow. It keeps the
-// Device.Write contract: the count covers every packet written or dropped,
-// EAGAIN stops it with n < len(bufs), and a merged super-packet the kernel
-// refuses is retried packet by packet before anything is dropped.
+// write writes bufs[i][offset:], merging the packets of one flow also
+// across other flows' packets (see Grouper). It keeps the Device.Write
+// contract: the count covers every packet written or dropped, EAGAIN stops
+// it with n < len(bufs), and a merged super-packet the kernel refuses is
+// retried packet by packet before anything is dropped.
+//
+// Reordering and the count: groups are written in the order of their first
+// packet, so when EAGAIN stops a window, every packet before the first
+// unwritten group's head is written, but a written group may hold packets
+// after it. Then n is one past the highest packet written, and the
+// unwritten packets below n are dropped (and reported), so that exactly
+// the first n were consumed and none is written twice. Interleaved merging
+// is on only when the TUN's send buffer is unlimited (the kernel default,
+// checked at setup), and then the kernel never answers EAGAIN; with a
+// limited one only consecutive packets merge, as written groups then
+// always form a prefix and nothing is ever dropped for EAGAIN.
 func (s *offloadState) write(fd int, bufs [][]byte, offset int) (int, error) {
 	var dropped error
-	for i := 0; i < len(bufs); {
-		n, size := 1, 0
-		if s.active&(OffloadTSO4|OffloadTSO6) != 0 {
-			n, size = s.coal.Next(bufs[i:], offset, s.wbuf)
-		}
-		var err error
-		if n > 1 {
-			err = writeRetry(func() error { _, e := unix.Write(fd, s.wbuf[:size]); return e })
-		} else {
-			err = s.writeOne(fd, bufs[i][offset:])
-		}
-		switch {
-		case err == nil:
-			s.count(n)
-			i += n
-			continue
-		case err == unix.EAGAIN || err == unix.EBADFD || err == unix.EBADF:
-			return i, joinDropped(dropped, mapErrno("write", err))
-		}
-		if n > 1 {
-			k, e := s.writeSingly(fd, bufs[i:i+n], offset, &dropped)
-			if e != nil {
-				return i + k, joinDropped(dropped, e)
+	if s.active&(OffloadTSO4|OffloadTSO6) == 0 {
+		for i, b := range bufs {
+			if k, _, err := s.writeOnly(fd, b[offset:], &dropped); k == 0 {
+				return i, joinDropped(dropped, err)
 			}
-		} else if dropped == nil {
-			dropped = fmt.Errorf("tun: write packet %d: %w", i, err)
 		}
-		i += n
+		return len(bufs), dropped
+	}
+	for i := 0; i < len(bufs); {
+		k, err := s.writeWindow(fd, bufs[i:], offset, &dropped)
+		i += k
+		if err != nil {
+			return i, joinDropped(dropped, err)
+		}
 	}
 	return len(bufs), dropped
+}
+
+// writeWindow groups up to groupWindow packets of bufs and writes the
+// groups. It returns how many leading packets were consumed and an error
+// only for EAGAIN or a dead device.
+func (s *offloadState) writeWindow(fd int, bufs [][]byte, offset int, dropped *error) (int, error) {
+	win := bufs[:s.grp.Group(s.coal, bufs, offset, len(s.wbuf), s.interleave)]
+	written, hi := 0, 0 // packets written or dropped; 1 + the highest index among them
+	for gi := range s.grp.Len() {
+		k, last, err := s.writeGroup(fd, win, offset, gi, dropped)
+		written += k
+		hi = max(hi, last+1)
+		if err != nil {
+			if hi > written && *dropped == nil {
+				*dropped = fmt.Errorf("tun: write blocked after a reordered group: %d packets dropped", hi-written)
+			}
+			return hi, err
+		}
+	}
+	return len(win), nil
+}
+
+// writeGroup writes group gi of win and returns how many of its packets
+// were consumed (in member order), the window index of the last of them
+// (-1 for none) and an error only for EAGAIN or a dead device.
+func (s *offloadState) writeGroup(fd int, win [][]byte, offset, gi int, dropped *error) (int, int, error) {
+	n, head := s.grp.Size(gi), s.grp.Head(gi)
+	if n == 1 {
+		k, last, err := s.writeOnly(fd, win[head][offset:], dropped)
+		return k, last + head, err
+	}
+	size := s.grp.Build(s.wbuf, win, offset, gi)
+	err := writeRetry(func() error { _, e := unix.Write(fd, s.wbuf[:size]); return e })
+	switch {
+	case err == nil:
+		s.count(n)
+		return n, s.grp.Tail(gi), nil
+	case blocked(err):
+		return 0, -1, mapErrno("write", err)
+	}
+	return s.writeSingly(fd, win, offset, gi, dropped)
+}
+
+// writeOnly writes one packet alone and returns 1 and 0 when it was
+// consumed (written or dropped), or 0, -1 and the error for EAGAIN or a
+// dead device.
+func (s *offloadState) writeOnly(fd int, pkt []byte, dropped *error) (int, int, error) {
+	err := s.writeOne(fd, pkt)
+	switch {
+	case err == nil:
+		s.count(1)
+	case blocked(err):
+		return 0, -1, mapErrno("write", err)
+	case *dropped == nil:
+		*dropped = fmt.Errorf("tun: write packet: %w", err)
+	}
+	return 1, 0, nil
+}
+
+// blocked reports whether err stops a write batch: EAGAIN or a dead device.
+func blocked(err error) bool {
+	return err == unix.EAGAIN || err == unix.EBADFD || err == unix.EBADF
 }
 
 // count records a successful write of n packets.
@@ -244,22 +322,19 @@ func (s *offloadState) count(n int) {
 	}
 }
 
-// writeSingly writes a group the kernel refused as a super-packet one
-// packet at a time; it returns early only for EAGAIN or a dead device.
-func (s *offloadState) writeSingly(fd int, bufs [][]byte, offset int, dropped *error) (int, error) {
-	for j, b := range bufs {
-		err := s.writeOne(fd, b[offset:])
-		switch {
-		case err == nil:
-		case err == unix.EAGAIN || err == unix.EBADFD || err == unix.EBADF:
-			return j, mapErrno("write", err)
-		default:
-			if *dropped == nil {
-				*dropped = fmt.Errorf("tun: write packet: %w", err)
-			}
+// writeSingly writes group gi, which the kernel refused as a super-packet,
+// one packet at a time, in member order, like writeGroup it returns the
+// count and last index consumed and stops early only for EAGAIN or a dead
+// device.
+func (s *offloadState) writeSingly(fd int, win [][]byte, offset, gi int, dropped *error) (int, int, error) {
+	k, last := 0, -1
+	for m := s.grp.Head(gi); m >= 0; m = s.grp.NextMember(m) {
+		if c, _, err := s.writeOnly(fd, win[m][offset:], dropped); c == 0 {
+			return k, last, err
 		}
+		k, last = k+1, m
 	}
-	return len(bufs), nil
+	return k, last, nil
 }
 
 // writeOne writes one plain packet behind a GSO_NONE header with writev,
