@@ -339,3 +339,24 @@ func TestE2EOffloadInterleaveOn(t *testing.T) {
 		t.Fatal("TUN send buffer is not INT_MAX: interleaved merging is off")
 	}
 }
+
+// TestCoalescePSHFirstAlone: a segment with PSH is never the first of a
+// super-packet (segmentation keeps PSH on the last one only), neither for
+// Next nor for Grouper; it may end one.
+func TestCoalescePSHFirstAlone(t *testing.T) {
+	s := superSpec{payload: make([]byte, 2000), gso: 1000, flags: tcpFlagACK | tcpFlagPSH}
+	_, _, a := flowSegments(t, s, 1) // PSH on a[1] only
+	_, _, b := flowSegments(t, superSpec{payload: make([]byte, 2000), gso: 1000, flags: tcpFlagACK, seq: 2000, id: 2}, 1)
+	pkts := [][]byte{a[1], b[0], b[1]}
+	if n, _ := (Coalescer{}).Next(pkts, 0, make([]byte, CoalesceBufSize)); n != 1 {
+		t.Fatalf("Next merged %d after a PSH segment", n)
+	}
+	out, g := regroup(t, pkts, true)
+	sameFlows(t, pkts, out)
+	if g.Len() != 2 || g.Size(0) != 1 {
+		t.Fatalf("%d groups, first of %d", g.Len(), g.Size(0))
+	}
+	if n, _ := (Coalescer{}).Next(a, 0, make([]byte, CoalesceBufSize)); n != 2 {
+		t.Fatalf("Next merged %d, want 2 (PSH last)", n)
+	}
+}

@@ -57,7 +57,9 @@ func (c Coalescer) Next(pkts [][]byte, offset int, dst []byte) (n, size int) {
 		return len(pkts), 0
 	}
 	first, ok := c.candidate(pkts[0], offset)
-	if !ok {
+	if !ok || endsGroup(first) {
+		// A PSH segment may only be last: merged first, segmentation
+		// would move its PSH to the last segment.
 		return 1, 0
 	}
 	total := first.payload // payload bytes merged so far
