@@ -49,28 +49,23 @@ show sh -c "$WGD genkey > $tmp/b.key && $WGD pubkey < $tmp/b.key > $tmp/b.pub"
 echo "a: $(cat $tmp/a.pub)"; echo "b: $(cat $tmp/b.pub)"
 
 step "3. a wg-quick style config for each side (tunnel 198.19.0.0/24, fd00:2::/64)"
-cat > "$tmp/wga.conf" <<CONF
+# write_conf SIDE N OTHER OTHER_N: the config of side SIDE (tunnel address
+# .N) with the other side as its one peer.
+write_conf() {
+  cat > "$tmp/wg$1.conf" <<CONF
 [Interface]
-PrivateKey = $(cat $tmp/a.key)
-Address = 198.19.0.1/24, fd00:2::1/64
+PrivateKey = $(cat "$tmp/$1.key")
+Address = 198.19.0.$2/24, fd00:2::$2/64
 ListenPort = 51820
 
 [Peer]
-PublicKey = $(cat $tmp/b.pub)
-Endpoint = 198.18.0.2:51820
-AllowedIPs = 198.19.0.2/32, fd00:2::2/128
+PublicKey = $(cat "$tmp/$3.pub")
+Endpoint = 198.18.0.$4:51820
+AllowedIPs = 198.19.0.$4/32, fd00:2::$4/128
 CONF
-cat > "$tmp/wgb.conf" <<CONF
-[Interface]
-PrivateKey = $(cat $tmp/b.key)
-Address = 198.19.0.2/24, fd00:2::2/64
-ListenPort = 51820
-
-[Peer]
-PublicKey = $(cat $tmp/a.pub)
-Endpoint = 198.18.0.1:51820
-AllowedIPs = 198.19.0.1/32, fd00:2::1/128
-CONF
+}
+write_conf a 1 b 2
+write_conf b 2 a 1
 chmod 600 "$tmp"/*.conf
 sed 's/^PrivateKey = .*/PrivateKey = (hidden)/' "$tmp/wga.conf"
 
