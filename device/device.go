@@ -38,7 +38,13 @@ type Options struct {
 	Logger *slog.Logger // nil = slog.Default()
 	Clock  Clock        // nil = the real clock
 	Rand   io.Reader    // nil = crypto/rand; ephemeral keys, indices, cookie secrets
-	// Workers is the number of crypto goroutines; 0 = one per CPU.
+	// Workers is the number of crypto goroutines. 0 picks one per CPU on
+	// machines with more than two, and none on one or two CPUs, where the
+	// event loop seals and opens every batch itself: there, handing a
+	// batch to another thread and being woken when it is done costs more
+	// CPU (futex wakes, context switches, inter-processor interrupts) than
+	// the parallel crypto gains, measured on a 2-vCPU VM as 25% less
+	// throughput and 25% more CPU per byte. Negative means none.
 	Workers int
 	// ListenPort is the UDP port bound at start (0 = random); Apply changes it.
 	ListenPort uint16
@@ -128,10 +134,7 @@ func New(opts Options) (*Device, error) {
 	}
 	d.bind = bind
 	d.listenPort = bind.Port()
-	n := opts.Workers
-	if n <= 0 {
-		n = runtime.NumCPU()
-	}
+	n := cryptoWorkers(opts.Workers, runtime.GOMAXPROCS(0))
 	d.workers = newWorkerPool(n)
 	d.hs = newHandshakeQueue(d, max(1, n/2))
 	l, err := newLoop(d)
@@ -227,4 +230,16 @@ func (d *Device) send(buf []byte, ep *conn.Endpoint) error {
 		return err
 	}
 	return nil
+}
+
+// cryptoWorkers resolves Options.Workers for a machine with procs CPUs.
+func cryptoWorkers(opt, procs int) int {
+	switch {
+	case opt > 0:
+		return opt
+	case opt < 0 || procs <= 2:
+		return 0
+	default:
+		return procs
+	}
 }

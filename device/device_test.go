@@ -47,9 +47,19 @@ func TestTwoDevicesHandshakeAndTraffic(t *testing.T) {
 }
 
 func TestManyPacketsInOrderBothWays(t *testing.T) {
+	// With crypto workers (batches finished in read order) and without
+	// (the loop seals and opens every batch, the default on 1-2 CPUs).
+	for _, workers := range []int{2, -1} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			testManyPacketsInOrder(t, workers)
+		})
+	}
+}
+
+func testManyPacketsInOrder(t *testing.T, workers int) {
 	checkNoGoroutineLeak(t)
 	clock := newFakeClock()
-	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	a, b := newTestNodeWorkers(t, clock, 1, workers), newTestNodeWorkers(t, clock, 2, workers)
 	connect(t, a, b, lo6, 0)
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("warm up")))
 	const n = 10000
@@ -88,6 +98,17 @@ func TestManyPacketsInOrderBothWays(t *testing.T) {
 		}
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+func TestCryptoWorkers(t *testing.T) {
+	for _, c := range []struct{ opt, procs, want int }{
+		{0, 1, 0}, {0, 2, 0}, {0, 4, 4}, {0, 16, 16},
+		{3, 2, 3}, {1, 64, 1}, {-1, 2, 0}, {-1, 8, 0},
+	} {
+		if got := cryptoWorkers(c.opt, c.procs); got != c.want {
+			t.Errorf("cryptoWorkers(%d, %d) = %d, want %d", c.opt, c.procs, got, c.want)
 		}
 	}
 }

@@ -53,11 +53,18 @@ type testNode struct {
 
 func newTestNode(t *testing.T, clock Clock, n int) *testNode {
 	t.Helper()
+	return newTestNodeWorkers(t, clock, n, 2)
+}
+
+// newTestNodeWorkers is newTestNode with Options.Workers = workers
+// (negative: the loop does all crypto itself).
+func newTestNodeWorkers(t *testing.T, clock Clock, n, workers int) *testNode {
+	t.Helper()
 	dev, host, err := tun.NewSocketpair("wgdtest", 1420)
 	if err != nil {
 		t.Fatalf("socketpair TUN: %v", err)
 	}
-	d, err := New(Options{TUN: dev, Clock: clock, Workers: 2})
+	d, err := New(Options{TUN: dev, Clock: clock, Workers: workers})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

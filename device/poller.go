@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,6 +31,9 @@ type poller struct {
 	// many wakes between two loop iterations cost one eventfd write.
 	woken  atomic.Bool
 	events [64]unix.EpollEvent
+	// deadline is the runtime poller's read deadline now armed (zero:
+	// none).
+	deadline time.Time
 }
 
 func newPoller() (*poller, error) {
@@ -104,15 +108,15 @@ func (p *poller) drain() {
 // (negative timeout = forever). It returns the ready events; the eventfd is
 // drained here and not returned.
 func (p *poller) wait(timeout time.Duration) ([]unix.EpollEvent, bool, error) {
-	n, err := p.poll()
+	var n int
+	var err error
+	if timeout == 0 {
+		n, err = p.poll()
+	} else {
+		n, err = p.park(timeout) // polls once before it parks
+	}
 	if err != nil {
 		return nil, false, err
-	}
-	if n == 0 && timeout != 0 {
-		n, err = p.park(timeout)
-		if err != nil {
-			return nil, false, err
-		}
 	}
 	evs := p.events[:n]
 	woke := false
@@ -131,26 +135,26 @@ func (p *poller) wait(timeout time.Duration) ([]unix.EpollEvent, bool, error) {
 // poll collects ready events without blocking.
 func (p *poller) poll() (int, error) {
 	for {
-		n, err := unix.EpollWait(p.epfd, p.events[:], 0)
-		if errors.Is(err, unix.EINTR) {
+		// A raw syscall: with a zero timeout it never blocks, so the
+		// scheduler's syscall bookkeeping (which wakes the runtime's
+		// monitor thread when it sleeps) buys nothing.
+		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd),
+			uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+		if e == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return 0, fmt.Errorf("epoll_wait: %w", err)
+		if e != 0 {
+			return 0, fmt.Errorf("epoll_wait: %w", e)
 		}
-		return n, nil
+		return int(n), nil
 	}
 }
 
 // park waits in the runtime poller for the epoll fd to become readable, at
 // most timeout (negative = no limit), then collects the events.
 func (p *poller) park(timeout time.Duration) (int, error) {
-	var deadline time.Time
-	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
-	}
-	if err := p.file.SetReadDeadline(deadline); err != nil {
-		return 0, fmt.Errorf("epoll deadline: %w", err)
+	if err := p.setDeadline(timeout); err != nil {
+		return 0, err
 	}
 	var n int
 	var perr error
@@ -166,6 +170,37 @@ func (p *poller) park(timeout time.Duration) (int, error) {
 	}
 	return n, perr
 }
+
+// setDeadline arms the runtime poller's deadline for the coming park.
+// Arming it is not free: the runtime adds a timer and, with no thread
+// blocked in its own poller, wakes an idle thread to watch it (a futex
+// wake, an inter-processor interrupt on a VM) on every park. Most parks
+// want the deadline the previous one set (the same next timer), so a
+// deadline still ahead and no more than deadlineSlack later than wanted is
+// kept; one that is earlier only costs an early return, after which the
+// loop parks again with the exact one.
+func (p *poller) setDeadline(timeout time.Duration) error {
+	var want time.Time
+	now := time.Now()
+	if timeout > 0 {
+		want = now.Add(timeout)
+	}
+	cur := p.deadline
+	switch {
+	case want.IsZero() && cur.IsZero():
+		return nil
+	case !want.IsZero() && !cur.IsZero() && cur.After(now) && cur.Sub(want) <= deadlineSlack:
+		return nil
+	}
+	if err := p.file.SetReadDeadline(want); err != nil {
+		return fmt.Errorf("epoll deadline: %w", err)
+	}
+	p.deadline = want
+	return nil
+}
+
+// deadlineSlack is how much later than asked a kept deadline may fire.
+const deadlineSlack = time.Millisecond
 
 func (p *poller) close() {
 	unix.Close(p.eventfd)

@@ -47,7 +47,10 @@ func (l *loop) readTUN() error {
 			l.submit(j)
 		}
 		switch {
-		case err == nil && n > 0 && len(l.encQ) < maxInflight:
+		case err == nil && n == bs && len(l.encQ) < maxInflight:
+			// A full batch: there may be more. A short one means the
+			// TUN ran dry (Read stops at EAGAIN), so another Read would
+			// only return EAGAIN.
 			continue
 		case err == nil || isWouldBlock(err):
 		case errors.Is(err, tun.ErrDeleted):
@@ -147,8 +150,9 @@ func (l *loop) submit(j *job) {
 	}
 	// A lone packet with nothing ahead of it is sealed or opened right here:
 	// handing it to a worker and waking back up would cost more than the
-	// crypto, and a ping must not wait for that.
-	if len(*q) == 0 && len(j.elems) <= inlineMax {
+	// crypto, and a ping must not wait for that. Without workers every
+	// batch is.
+	if l.d.workers.n == 0 || (len(*q) == 0 && len(j.elems) <= inlineMax) {
 		runJob(j)
 		j.done.Store(true)
 		*q = append(*q, j)

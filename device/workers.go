@@ -56,6 +56,7 @@ func (j *job) reset() {
 
 // workerPool runs the crypto. Finished jobs wake the loop.
 type workerPool struct {
+	n    int // goroutines; 0: the loop runs every job itself
 	jobs chan *job
 	wake func()
 	wg   sync.WaitGroup
@@ -63,7 +64,7 @@ type workerPool struct {
 }
 
 func newWorkerPool(n int) *workerPool {
-	w := &workerPool{jobs: make(chan *job, 256)}
+	w := &workerPool{n: n, jobs: make(chan *job, 256)}
 	for range n {
 		w.wg.Add(1)
 		go w.run()

@@ -19,7 +19,7 @@ const readBatch = 64
 func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	for n < len(bufs) && n < len(sizes) && n < readBatch {
-		m, err := unix.Read(fd, bufs[n][offset:])
+		m, err := rawRead(fd, bufs[n][offset:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -43,7 +43,7 @@ func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 func writePackets(fd int, bufs [][]byte, offset int) (int, error) {
 	var dropped error
 	for i := 0; i < len(bufs); {
-		_, err := unix.Write(fd, bufs[i][offset:])
+		_, err := rawWrite(fd, bufs[i][offset:])
 		switch {
 		case err == nil:
 		case err == unix.EINTR:

@@ -164,7 +164,7 @@ func (s *offloadState) read(fd int, bufs [][]byte, sizes []int, offset int) (int
 			}
 			continue
 		}
-		m, err := unix.Read(fd, s.rbuf)
+		m, err := rawRead(fd, s.rbuf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -280,7 +280,7 @@ func (s *offloadState) writeGroup(fd int, win [][]byte, offset, gi int, dropped 
 		return k, last + head, err
 	}
 	size := s.grp.Build(s.wbuf, win, offset, gi)
-	err := writeRetry(func() error { _, e := unix.Write(fd, s.wbuf[:size]); return e })
+	err := writeRetry(func() error { _, e := rawWrite(fd, s.wbuf[:size]); return e })
 	switch {
 	case err == nil:
 		s.count(n)
@@ -341,7 +341,7 @@ func (s *offloadState) writeSingly(fd int, win [][]byte, offset, gi int, dropped
 // so the caller's buffer needs no headroom and nothing is copied.
 func (s *offloadState) writeOne(fd int, pkt []byte) error {
 	s.iov[1] = pkt
-	err := writeRetry(func() error { _, e := unix.Writev(fd, s.iov[:]); return e })
+	err := writeRetry(func() error { _, e := rawWritev2(fd, s.iov[0], s.iov[1]); return e })
 	s.iov[1] = nil
 	return err
 }

@@ -32,19 +32,19 @@ type mmsghdr struct {
 // alive and in place until the call returns. vlen never exceeds the array.
 
 func recvmmsg(fd int, hdrs *mmsghdr, vlen int, flags int) (int, unix.Errno) {
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(hdrs)),
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(hdrs)),
 		uintptr(vlen), uintptr(flags), 0, 0)
 	return int(n), e
 }
 
 func sendmmsg(fd int, hdrs *mmsghdr, vlen int, flags int) (int, unix.Errno) {
-	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(hdrs)),
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(hdrs)),
 		uintptr(vlen), uintptr(flags), 0, 0)
 	return int(n), e
 }
 
 // sendmsg sends one datagram; the same argument applies to hdr.
 func sendmsg(fd int, hdr *unix.Msghdr, flags int) unix.Errno {
-	_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(hdr)), uintptr(flags))
+	_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(hdr)), uintptr(flags))
 	return e
 }

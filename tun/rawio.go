@@ -1,0 +1,64 @@
+package tun
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The TUN fd is non-blocking, so a read or write returns as soon as the
+// kernel has done its work. These wrappers issue them as raw system calls,
+// without the Go scheduler's entersyscall/exitsyscall bookkeeping. That
+// bookkeeping is not free here: entering a syscall while the runtime's
+// monitor thread sleeps wakes it (a futex wake, an inter-processor
+// interrupt on a VM), and a write that runs the kernel's receive path for
+// a 64 KiB super-packet can outlast the monitor's 20 µs retake period,
+// after which it hands the processor to another thread. A non-blocking
+// call never needs either.
+//
+// Why the unsafe use is safe: the pointers point into Go slices that the
+// caller keeps alive for the whole call, and the uintptr conversion happens
+// in the call expression (unsafe.Pointer rule 4).
+
+func rawRead(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+// rawWritev2 writes a and b with one writev(2).
+func rawWritev2(fd int, a, b []byte) (int, error) {
+	var iov [2]unix.Iovec
+	n := 0
+	for _, p := range [2][]byte{a, b} {
+		if len(p) == 0 {
+			continue
+		}
+		iov[n].Base = &p[0]
+		iov[n].SetLen(len(p))
+		n++
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
