@@ -312,6 +312,15 @@ func (l *loop) getJob(encrypt bool) *job {
 	return j
 }
 
+// popJob drops q's head by shifting the rest down (at most maxInflight
+// entries), so the queue keeps its backing array: re-slicing from the front
+// would use it up and make a later append allocate.
+func popJob(q []*job) []*job {
+	n := copy(q, q[1:])
+	q[n] = nil
+	return q[:n]
+}
+
 func (l *loop) putJob(j *job) {
 	j.reset()
 	l.freeJobs = append(l.freeJobs, j)

@@ -34,6 +34,10 @@ type poller struct {
 	// deadline is the runtime poller's read deadline now armed (zero:
 	// none).
 	deadline time.Time
+	// tryFn is try bound to p; tryN and tryErr are its results.
+	tryFn  func(uintptr) bool
+	tryN   int
+	tryErr error
 }
 
 func newPoller() (*poller, error) {
@@ -57,6 +61,7 @@ func newPoller() (*poller, error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	p := &poller{epfd: epfd, file: file, raw: raw, eventfd: efd}
+	p.tryFn = p.try
 	if err := p.add(efd, unix.EPOLLIN); err != nil {
 		p.close()
 		return nil, err
@@ -156,19 +161,23 @@ func (p *poller) park(timeout time.Duration) (int, error) {
 	if err := p.setDeadline(timeout); err != nil {
 		return 0, err
 	}
-	var n int
-	var perr error
-	err := p.raw.Read(func(uintptr) bool {
-		n, perr = p.poll()
-		return n > 0 || perr != nil
-	})
+	p.tryN, p.tryErr = 0, nil
+	err := p.raw.Read(p.tryFn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("epoll wait: %w", err)
 	}
-	return n, perr
+	return p.tryN, p.tryErr
+}
+
+// try is the runtime poller's readiness check: collect events, done when
+// there are some (or epoll failed). It is bound once (tryFn) and reports
+// through fields, so that a park allocates no closure.
+func (p *poller) try(uintptr) bool {
+	p.tryN, p.tryErr = p.poll()
+	return p.tryN > 0 || p.tryErr != nil
 }
 
 // setDeadline arms the runtime poller's deadline for the coming park.

@@ -145,8 +145,7 @@ func (l *loop) flushDecrypted() {
 				l.putBuf(j.elems[i].buf)
 			}
 		}
-		l.decQ[0] = nil
-		l.decQ = l.decQ[1:]
+		l.decQ = popJob(l.decQ)
 		l.putJob(j)
 	}
 }

@@ -266,8 +266,7 @@ func (l *loop) flushEncrypted() {
 			for i := range j.elems {
 				l.putBuf(j.elems[i].buf)
 			}
-			l.encQ[0] = nil
-			l.encQ = l.encQ[1:]
+			l.encQ = popJob(l.encQ)
 			l.putJob(j)
 		}
 	}
