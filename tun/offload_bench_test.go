@@ -36,3 +36,16 @@ func BenchmarkCoalesce(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkCsum1420(b *testing.B) {
+	buf := make([]byte, 1420)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	b.SetBytes(int64(len(buf)))
+	var acc uint64
+	for b.Loop() {
+		acc = csumAdd(acc, buf)
+	}
+	_ = acc
+}
