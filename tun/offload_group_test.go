@@ -82,6 +82,11 @@ func regroup(t testing.TB, pkts [][]byte, interleave bool) (out [][]byte, g *Gro
 			continue
 		}
 		size := g.Build(dst, pkts, 0, gi)
+		// Gather (the writev path) must describe the same bytes.
+		var ghdr [MaxGatherHeader]byte
+		if got := bytes.Join(g.Gather(ghdr[:], nil, pkts, 0, gi), nil); !bytes.Equal(got, dst[:size]) {
+			t.Fatalf("group %d: Gather gives %d bytes that differ from Build's %d", gi, len(got), size)
+		}
 		hdr, err := DecodeVirtioNetHdr(dst[:size])
 		if err != nil {
 			t.Fatal(err)
@@ -210,10 +215,13 @@ func TestGroupZeroAllocs(t *testing.T) {
 		pkts = append(pkts, sg...)
 	}
 	g, dst := new(Grouper), make([]byte, CoalesceBufSize)
+	var ghdr [MaxGatherHeader]byte
+	iov := make([][]byte, 0, groupWindow+1)
 	allocs := testing.AllocsPerRun(20, func() {
 		g.Group(Coalescer{}, pkts, 0, len(dst), true)
 		for gi := range g.Len() {
 			g.Build(dst, pkts, 0, gi)
+			iov = g.Gather(ghdr[:], iov, pkts, 0, gi)
 		}
 	})
 	if allocs != 0 {
@@ -248,7 +256,7 @@ func TestWriteBlockedCount(t *testing.T) {
 		if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096); err != nil {
 			t.Fatal(err)
 		}
-		st := &offloadState{active: OffloadCsum | OffloadTSO4, wbuf: make([]byte, CoalesceBufSize), interleave: tc.interleave}
+		st := &offloadState{active: OffloadCsum | OffloadTSO4, interleave: tc.interleave}
 		st.iov[0] = st.zeroHdr[:]
 		n, err := st.write(p[1], pkts, 0)
 		unix.Close(p[0])

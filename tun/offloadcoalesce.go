@@ -215,7 +215,6 @@ func fits(first flowPkt, payload, segs, dstLen int) bool {
 // head, link[head], ... ending at -1.
 func build(dst []byte, first flowPkt, pkts [][]byte, link []int16, head, offset, payload int) int {
 	out := dst[VirtioNetHdrLen : VirtioNetHdrLen+first.hdrLen+payload]
-	copy(out, first.pkt[:first.hdrLen])
 	at := first.hdrLen
 	var last []byte
 	if link == nil {
@@ -229,11 +228,26 @@ func build(dst []byte, first flowPkt, pkts [][]byte, link []int16, head, offset,
 			last = pkts[k][offset:]
 		}
 	}
+	buildHeader(dst, first, last, payload)
+	return VirtioNetHdrLen + len(out)
+}
+
+// buildHeader writes the virtio_net_hdr and the merged packet's IP and L4
+// headers (first's, with the lengths, the IPv4 header checksum, the last
+// segment's PSH and the pseudo-header checksum of a merge of payload bytes)
+// to dst, and returns their length, VirtioNetHdrLen + first.hdrLen. The
+// payload itself is not read: its checksum is left to the kernel
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM).
+func buildHeader(dst []byte, first flowPkt, last []byte, payload int) int {
+	out := dst[VirtioNetHdrLen : VirtioNetHdrLen+first.hdrLen]
+	copy(out, first.pkt[:first.hdrLen])
+	total := first.hdrLen + payload
 	l4 := out[first.ipLen:]
+	l4len := total - first.ipLen
 	if first.v6 {
-		binary.BigEndian.PutUint16(out[4:], uint16(len(l4)))
+		binary.BigEndian.PutUint16(out[4:], uint16(l4len))
 	} else {
-		binary.BigEndian.PutUint16(out[2:], uint16(len(out)))
+		binary.BigEndian.PutUint16(out[2:], uint16(total))
 		binary.BigEndian.PutUint16(out[10:], ipv4HeaderChecksum(out[:ipv4MinHdr]))
 	}
 	hdr := VirtioNetHdr{
@@ -250,12 +264,12 @@ func build(dst []byte, first flowPkt, pkts [][]byte, link []int16, head, offset,
 		l4[13] |= last[first.ipLen+13] & tcpFlagPSH
 	} else {
 		hdr.GSOType, hdr.CsumOffset = GSOUDPL4, udpCsumOff
-		binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
+		binary.BigEndian.PutUint16(l4[4:], uint16(l4len))
 	}
 	src, dstAddr := ipAddrs(out, first.v6)
-	binary.BigEndian.PutUint16(l4[hdr.CsumOffset:], csumFold(pseudoSum(src, dstAddr, first.proto, len(l4))))
+	binary.BigEndian.PutUint16(l4[hdr.CsumOffset:], csumFold(pseudoSum(src, dstAddr, first.proto, l4len)))
 	hdr.Encode(dst)
-	return VirtioNetHdrLen + len(out)
+	return VirtioNetHdrLen + first.hdrLen
 }
 
 // Limits of one grouping window.
@@ -410,6 +424,28 @@ func (g *Grouper) Build(dst []byte, pkts [][]byte, offset, i int) int {
 	gr := &g.groups[i]
 	return build(dst, gr.first, pkts, g.link[:], int(gr.head), offset, gr.total)
 }
+
+// Gather is Build without the copy: it writes group i's virtio_net_hdr
+// and merged headers to hdr (at least MaxGatherHeader bytes) and returns
+// iov holding hdr's used part followed by each member's payload, in order,
+// as slices of pkts, for one writev(2). Same preconditions as Build.
+func (g *Grouper) Gather(hdr []byte, iov [][]byte, pkts [][]byte, offset, i int) [][]byte {
+	gr := &g.groups[i]
+	first := gr.first
+	iov = append(iov[:0], nil)
+	var last []byte
+	for k := int(gr.head); k >= 0; k = int(g.link[k]) {
+		iov = append(iov, pkts[k][offset+first.hdrLen:])
+		last = pkts[k][offset:]
+	}
+	iov[0] = hdr[:buildHeader(hdr, first, last, gr.total)]
+	return iov
+}
+
+// MaxGatherHeader bounds the header bytes Gather writes: the virtio
+// header, an IP header of up to 60 bytes (IPv4 with options; IPv6's is 40)
+// and a TCP header with all its options.
+const MaxGatherHeader = VirtioNetHdrLen + 60 + 60
 
 // sameFlow reports whether two candidates have the same protocol,
 // addresses and ports.

@@ -79,8 +79,12 @@ type offloadState struct {
 
 	stats offloadStats
 
-	wbuf []byte // a merged super-packet being written
-	grp  Grouper
+	grp Grouper
+	// ghdr, giov and gvec gather a merged super-packet for writev: its
+	// headers, then each member's payload where it lies (no copy).
+	ghdr [MaxGatherHeader]byte
+	giov [][]byte
+	gvec []unix.Iovec
 	// interleave lets a write merge a flow's packets across other flows'
 	// packets; set only when the TUN's send buffer is unlimited, see write.
 	interleave bool
@@ -114,7 +118,8 @@ func setupOffload(fd int, name string, log *slog.Logger) *offloadState {
 	}
 	st := &offloadState{
 		rbuf: make([]byte, VirtioNetHdrLen+ipv6Hdr+maxIPPayload+1),
-		wbuf: make([]byte, CoalesceBufSize),
+		giov: make([][]byte, 0, groupWindow+1),
+		gvec: make([]unix.Iovec, 0, groupWindow+1),
 	}
 	st.interleave = sndbufUnlimited(fd)
 	for i, o := range tries {
@@ -254,7 +259,7 @@ func (s *offloadState) write(fd int, bufs [][]byte, offset int) (int, error) {
 // groups. It returns how many leading packets were consumed and an error
 // only for EAGAIN or a dead device.
 func (s *offloadState) writeWindow(fd int, bufs [][]byte, offset int, dropped *error) (int, error) {
-	win := bufs[:s.grp.Group(s.coal, bufs, offset, len(s.wbuf), s.interleave)]
+	win := bufs[:s.grp.Group(s.coal, bufs, offset, CoalesceBufSize, s.interleave)]
 	written, hi := 0, 0 // packets written or dropped; 1 + the highest index among them
 	for gi := range s.grp.Len() {
 		k, last, err := s.writeGroup(fd, win, offset, gi, dropped)
@@ -279,8 +284,9 @@ func (s *offloadState) writeGroup(fd int, win [][]byte, offset, gi int, dropped 
 		k, last, err := s.writeOnly(fd, win[head][offset:], dropped)
 		return k, last + head, err
 	}
-	size := s.grp.Build(s.wbuf, win, offset, gi)
-	err := writeRetry(func() error { _, e := rawWrite(fd, s.wbuf[:size]); return e })
+	s.giov = s.grp.Gather(s.ghdr[:], s.giov, win, offset, gi)
+	err := writeRetry(func() error { _, e := rawWritev(fd, s.giov, &s.gvec); return e })
+	clear(s.giov) // drop the references to the caller's buffers
 	switch {
 	case err == nil:
 		s.count(n)

@@ -62,3 +62,28 @@ func rawWritev2(fd int, a, b []byte) (int, error) {
 	}
 	return int(r), nil
 }
+
+// rawWritev writes bufs with one writev(2), building the iovec array in
+// *vec (reused; grown only if bufs is longer than any before).
+func rawWritev(fd int, bufs [][]byte, vec *[]unix.Iovec) (int, error) {
+	v := (*vec)[:0]
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		var io unix.Iovec
+		io.Base = &b[0]
+		io.SetLen(len(b))
+		v = append(v, io)
+	}
+	*vec = v
+	if len(v) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+	clear(v) // drop the pointers into the caller's buffers
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
