@@ -31,37 +31,50 @@ func (l *loop) readUDP(fd int) {
 	if err != nil && !isWouldBlock(err) {
 		d.logLim.log(d.log, d.clock.Now(), "udp read error", "err", err)
 	}
+	// Data messages go to decrypt jobs of about batchSize packets, cut at
+	// datagram boundaries (a coalesced datagram's segments share its buffer,
+	// which the job of its first segment returns). Without workers each job
+	// is opened on submit and written to the TUN before the next one is
+	// built: one read of 64 coalesced datagrams can hold thousands of
+	// packets, and opening all of them before writing any would hand the
+	// receiving application one burst larger than its socket buffer.
 	var j *job
-	d.indices.mu.RLock()
-	for i := range n {
-		m := &l.msgs[i]
-		if m.N == 0 {
-			d.counters.badLength.Add(1) // truncated: larger than any WireGuard message
-			continue
-		}
-		seg := m.Seg
-		if seg == 0 {
-			seg = m.N
-		}
-		owned := false
-		for off := 0; off < m.N; off += seg {
-			if l.classify(&j, m.Buf, off, min(seg, m.N-off), m.Ep, !owned) {
-				owned = true
+	for i := 0; i < n; {
+		d.indices.mu.RLock()
+		for ; i < n && (j == nil || len(j.elems) < batchSize); i++ {
+			m := &l.msgs[i]
+			if m.N == 0 {
+				d.counters.badLength.Add(1) // truncated: larger than any WireGuard message
+				continue
+			}
+			seg := m.Seg
+			if seg == 0 {
+				seg = m.N
+			}
+			owned := false
+			for off := 0; off < m.N; off += seg {
+				if l.classify(&j, m.Buf, off, min(seg, m.N-off), m.Ep, !owned) {
+					owned = true
+				}
+			}
+			if owned {
+				m.Buf = nil // taken by the job
 			}
 		}
-		if owned {
-			m.Buf = nil // taken by the job
+		d.indices.mu.RUnlock()
+		if j != nil {
+			l.submit(j)
+			j = nil
+			if d.workers.n == 0 {
+				l.flushDecrypted()
+			}
 		}
 	}
-	d.indices.mu.RUnlock()
 	for i := range l.msgs {
 		if l.msgs[i].Buf != nil {
 			l.putBuf(l.msgs[i].Buf)
 			l.msgs[i].Buf = nil
 		}
-	}
-	if j != nil {
-		l.submit(j)
 	}
 }
 
