@@ -57,7 +57,7 @@ func (c Coalescer) Next(pkts [][]byte, offset int, dst []byte) (n, size int) {
 		return len(pkts), 0
 	}
 	first, ok := c.candidate(pkts[0], offset)
-	if !ok || endsGroup(first) {
+	if !ok || endsGroup(&first) {
 		// A PSH segment may only be last: merged first, segmentation
 		// would move its PSH to the last segment.
 		return 1, 0
@@ -67,16 +67,16 @@ func (c Coalescer) Next(pkts [][]byte, offset int, dst []byte) (n, size int) {
 	n = 1
 	for n < len(pkts) {
 		next, ok := c.candidate(pkts[n], offset)
-		if !ok || !follows(first, prev, next, n) {
+		if !ok || !follows(&first, &prev, &next, n) {
 			break
 		}
-		if !fits(first, total+next.payload, n+1, len(dst)) {
+		if !fits(&first, total+next.payload, n+1, len(dst)) {
 			break
 		}
 		total += next.payload
 		n++
 		prev = next
-		if next.payload < first.payload || endsGroup(next) {
+		if next.payload < first.payload || endsGroup(&next) {
 			break
 		}
 	}
@@ -156,13 +156,13 @@ func (f *flowPkt) udpCandidate() bool {
 
 // endsGroup reports whether nothing may follow f in a super-packet: PSH
 // is kept by segmentation on the last segment only.
-func endsGroup(f flowPkt) bool {
+func endsGroup(f *flowPkt) bool {
 	return f.proto == protoTCP && f.pkt[f.ipLen+13]&tcpFlagPSH != 0
 }
 
 // follows reports whether next (the k-th packet of the run) continues the
 // flow of first right after prev.
-func follows(first, prev, next flowPkt, k int) bool {
+func follows(first, prev, next *flowPkt, k int) bool {
 	if next.v6 != first.v6 || next.proto != first.proto || next.hdrLen != first.hdrLen ||
 		prev.payload != first.payload || next.payload > first.payload {
 		return false
@@ -170,33 +170,40 @@ func follows(first, prev, next flowPkt, k int) bool {
 	a, b := first.pkt, next.pkt
 	if first.v6 {
 		// Version, class, flow label; next header and hop limit; addresses.
-		if !bytes.Equal(a[0:4], b[0:4]) || !bytes.Equal(a[6:40], b[6:40]) {
+		if !eq32(a[0:4], b[0:4]) || !eq16(a[6:8], b[6:8]) || !eq64(a[8:16], b[8:16]) ||
+			!eq64(a[16:24], b[16:24]) || !eq64(a[24:32], b[24:32]) || !eq64(a[32:40], b[32:40]) {
 			return false
 		}
 	} else {
 		// Version/IHL/TOS; flags; TTL and protocol; addresses. The ID of
 		// the k-th packet must be the first's plus k, as segmentation
 		// will number them.
-		if !bytes.Equal(a[0:2], b[0:2]) || !bytes.Equal(a[6:10], b[6:10]) || !bytes.Equal(a[12:20], b[12:20]) ||
+		if !eq16(a[0:2], b[0:2]) || !eq32(a[6:10], b[6:10]) || !eq64(a[12:20], b[12:20]) ||
 			binary.BigEndian.Uint16(b[4:]) != binary.BigEndian.Uint16(a[4:])+uint16(k) {
 			return false
 		}
 	}
 	la, lb := a[first.ipLen:first.hdrLen], b[first.ipLen:first.hdrLen]
 	if first.proto == protoUDP {
-		return bytes.Equal(la[0:4], lb[0:4])
+		return eq32(la[0:4], lb[0:4])
 	}
 	seq := binary.BigEndian.Uint32(prev.pkt[prev.ipLen+4:]) + uint32(prev.payload)
 	// Ports; ACK number; data offset and flags; window; urgent pointer
 	// and options. Flags are equal except PSH, which only the last has.
-	return bytes.Equal(la[0:4], lb[0:4]) && binary.BigEndian.Uint32(lb[4:]) == seq &&
-		bytes.Equal(la[8:13], lb[8:13]) && bytes.Equal(la[14:16], lb[14:16]) &&
+	return eq32(la[0:4], lb[0:4]) && binary.BigEndian.Uint32(lb[4:]) == seq &&
+		eq32(la[8:12], lb[8:12]) && la[12] == lb[12] && eq16(la[14:16], lb[14:16]) &&
 		bytes.Equal(la[18:], lb[18:]) && (la[13]|tcpFlagPSH) == (lb[13]|tcpFlagPSH)
 }
 
+// eq16, eq32 and eq64 compare two fixed-size header fields with one load
+// each instead of a call to bytes.Equal.
+func eq16(a, b []byte) bool { return binary.LittleEndian.Uint16(a) == binary.LittleEndian.Uint16(b) }
+func eq32(a, b []byte) bool { return binary.LittleEndian.Uint32(a) == binary.LittleEndian.Uint32(b) }
+func eq64(a, b []byte) bool { return binary.LittleEndian.Uint64(a) == binary.LittleEndian.Uint64(b) }
+
 // fits reports whether a super-packet of first's headers, payload bytes of
 // payload and segs segments is within the IP, UDP and scratch limits.
-func fits(first flowPkt, payload, segs, dstLen int) bool {
+func fits(first *flowPkt, payload, segs, dstLen int) bool {
 	if first.proto == protoUDP && segs > maxUDPSegments {
 		return false
 	}
@@ -328,7 +335,7 @@ func (g *Grouper) Group(c Coalescer, pkts [][]byte, offset, dstLen int, interlea
 		if g.join(k, f, dstLen, interleave) {
 			continue
 		}
-		g.start(k, f, !endsGroup(f))
+		g.start(k, f, !endsGroup(&f))
 	}
 	return w
 }
@@ -338,7 +345,7 @@ func (g *Grouper) Group(c Coalescer, pkts [][]byte, offset, dstLen int, interlea
 func (g *Grouper) join(k int, f flowPkt, dstLen int, interleave bool) bool {
 	slot := -1
 	for i := range g.nopen {
-		if sameFlow(g.groups[g.open[i]].first, f) {
+		if sameFlow(&g.groups[g.open[i]].first, &f) {
 			slot = i
 			break
 		}
@@ -350,7 +357,7 @@ func (g *Grouper) join(k int, f flowPkt, dstLen int, interleave bool) bool {
 		return false
 	}
 	gr := &g.groups[g.open[slot]]
-	if !follows(gr.first, gr.prev, f, gr.count) || !fits(gr.first, gr.total+f.payload, gr.count+1, dstLen) {
+	if !follows(&gr.first, &gr.prev, &f, gr.count) || !fits(&gr.first, gr.total+f.payload, gr.count+1, dstLen) {
 		g.closeSlot(slot)
 		return false
 	}
@@ -358,7 +365,7 @@ func (g *Grouper) join(k int, f flowPkt, dstLen int, interleave bool) bool {
 	gr.tail, gr.prev = int16(k), f
 	gr.count++
 	gr.total += f.payload
-	if f.payload < gr.first.payload || endsGroup(f) {
+	if f.payload < gr.first.payload || endsGroup(&f) {
 		g.closeSlot(slot)
 	}
 	return true
@@ -449,9 +456,15 @@ const MaxGatherHeader = VirtioNetHdrLen + 60 + 60
 
 // sameFlow reports whether two candidates have the same protocol,
 // addresses and ports.
-func sameFlow(a, b flowPkt) bool {
-	return a.v6 == b.v6 && a.proto == b.proto && bytes.Equal(flowAddrs(a), flowAddrs(b)) &&
-		bytes.Equal(a.pkt[a.ipLen:a.ipLen+4], b.pkt[b.ipLen:b.ipLen+4])
+func sameFlow(a, b *flowPkt) bool {
+	if a.v6 != b.v6 || a.proto != b.proto || !eq32(a.pkt[a.ipLen:a.ipLen+4], b.pkt[b.ipLen:b.ipLen+4]) {
+		return false
+	}
+	if !a.v6 {
+		return eq64(a.pkt[12:20], b.pkt[12:20])
+	}
+	return eq64(a.pkt[8:16], b.pkt[8:16]) && eq64(a.pkt[16:24], b.pkt[16:24]) &&
+		eq64(a.pkt[24:32], b.pkt[24:32]) && eq64(a.pkt[32:40], b.pkt[32:40])
 }
 
 // flowAddrs returns the source and destination addresses of a candidate.
