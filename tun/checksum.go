@@ -13,32 +13,40 @@ import (
 // csumAdd adds b to the running one's-complement sum acc and returns the new
 // sum, not yet folded. b is read as big-endian 16-bit words; an odd last
 // byte is padded with zero, so only the last slice of a sum may be odd.
+//
+// The words are summed as they lie in memory (little-endian loads, no byte
+// swap per load) and the folded sum is swapped once at the end: a
+// one's-complement sum does not depend on byte order (RFC 1071 2.B).
 func csumAdd(acc uint64, b []byte) uint64 {
-	var carry uint64
-	for len(b) >= 32 {
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[0:]), carry)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), carry)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), carry)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), carry)
-		b = b[32:]
+	var s, carry uint64
+	for len(b) >= 64 {
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[0:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[16:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[24:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[32:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[40:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[48:]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[56:]), carry)
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b), carry)
 		b = b[8:]
 	}
-	acc = addCarry(acc, carry)
+	s = addCarry(s, carry)
 	if len(b) >= 4 {
-		acc = addCarry(acc, uint64(binary.BigEndian.Uint32(b)))
+		s = addCarry(s, uint64(binary.LittleEndian.Uint32(b)))
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		acc = addCarry(acc, uint64(binary.BigEndian.Uint16(b)))
+		s = addCarry(s, uint64(binary.LittleEndian.Uint16(b)))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		acc = addCarry(acc, uint64(b[0])<<8)
+		s = addCarry(s, uint64(b[0])) // the first byte of a little-endian word
 	}
-	return acc
+	return addCarry(acc, uint64(bits.ReverseBytes16(csumFold(s))))
 }
 
 // addCarry adds v to acc with end-around carry, which is what makes a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -363,6 +364,31 @@ func TestCsumAddMatchesSlow(t *testing.T) {
 	for n := range len(b) {
 		if got, want := csumFold(csumAdd(0, b[:n])), slowSum(b[:n]); got != want {
 			t.Fatalf("len %d: %#x, want %#x", n, got, want)
+		}
+	}
+	// Random bytes and lengths, summed in two even-length parts and one
+	// odd or even tail, against the byte-at-a-time reference.
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 4000)
+	for range 2000 {
+		for i := range buf {
+			buf[i] = byte(rng.Uint32())
+		}
+		n := rng.IntN(len(buf))
+		a := rng.IntN(n+1) &^ 1
+		c := a + (rng.IntN(n-a+1) &^ 1)
+		got := csumFold(csumAdd(csumAdd(csumAdd(0, buf[:a]), buf[a:c]), buf[c:n]))
+		if want := slowSum(buf[:n]); got != want {
+			t.Fatalf("len %d split %d/%d: %#x, want %#x", n, a, c, got, want)
+		}
+	}
+	// All ones and all zeros, the one's-complement edge values.
+	for _, v := range []byte{0x00, 0xff} {
+		for n := range 200 {
+			b := bytes.Repeat([]byte{v}, n)
+			if got, want := csumFold(csumAdd(0, b)), slowSum(b); got != want {
+				t.Fatalf("%d bytes of %#x: %#x, want %#x", n, v, got, want)
+			}
 		}
 	}
 }
