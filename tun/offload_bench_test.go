@@ -16,27 +16,6 @@ func BenchmarkSegment(b *testing.B) {
 	}
 }
 
-// BenchmarkCoalesce merges 44 segments of 1380 bytes into one super-packet.
-func BenchmarkCoalesce(b *testing.B) {
-	pkt, hdr := buildSuper(superSpec{payload: make([]byte, 44*1380), gso: 1380, flags: tcpFlagACK})
-	outs, sizes := makeBufs(44, 2048), make([]int, 44)
-	n, err := Segment(pkt, hdr, outs, sizes, 16)
-	if err != nil || n != 44 {
-		b.Fatal(n, err)
-	}
-	for i := range outs {
-		outs[i] = outs[i][:16+sizes[i]]
-	}
-	dst := make([]byte, CoalesceBufSize)
-	b.SetBytes(int64(len(pkt)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if m, _ := (Coalescer{}).Next(outs, 16, dst); m != 44 {
-			b.Fatal(m)
-		}
-	}
-}
-
 func BenchmarkCsum1420(b *testing.B) {
 	buf := make([]byte, 1420)
 	for i := range buf {
@@ -50,8 +29,8 @@ func BenchmarkCsum1420(b *testing.B) {
 	_ = acc
 }
 
-// BenchmarkGroupGather groups 44 segments of one flow and gathers the
-// resulting super-packet for writev (the TUN write path), per batch.
+// BenchmarkGroupGather groups 44 segments of 1380 bytes of one flow and
+// gathers the resulting super-packet for writev (the TUN write path).
 func BenchmarkGroupGather(b *testing.B) {
 	pkt, hdr := buildSuper(superSpec{payload: make([]byte, 44*1380), gso: 1380, flags: tcpFlagACK})
 	outs, sizes := makeBufs(44, 2048), make([]int, 44)

@@ -51,6 +51,34 @@ func sportOf(p []byte) uint16 {
 	return binary.BigEndian.Uint16(p[20:])
 }
 
+// coalesceNext is what one write takes from the front of pkts with
+// interleaving off: the length n of the leading run and, for a run of more
+// than one packet, the merged packet (virtio_net_hdr first) copied to
+// dst[:size]; size is 0 for a lone packet. len(dst) bounds the merge.
+func coalesceNext(c Coalescer, pkts [][]byte, offset int, dst []byte) (n, size int) {
+	if len(pkts) < 2 {
+		return len(pkts), 0
+	}
+	var g Grouper
+	g.Group(c, pkts, offset, len(dst), false)
+	if n = g.Size(0); n == 1 {
+		return 1, 0
+	}
+	var hdr [MaxGatherHeader]byte
+	var iov [groupWindow + 1][]byte
+	for _, b := range g.Gather(hdr[:], iov[:0], pkts, offset, 0) {
+		size += copy(dst[size:], b)
+	}
+	return n, size
+}
+
+// gathered returns group gi's super-packet as one slice: the bytes the
+// writev of Gather's vector sends.
+func gathered(g *Grouper, pkts [][]byte, offset, gi int) []byte {
+	var hdr [MaxGatherHeader]byte
+	return bytes.Join(g.Gather(hdr[:], nil, pkts, offset, gi), nil)
+}
+
 // regroup groups pkts, builds every group and segments the super-packets
 // again, and returns the packets in write order, checking each rebuilt
 // packet's lengths and checksums.
@@ -60,7 +88,6 @@ func regroup(t testing.TB, pkts [][]byte, interleave bool) (out [][]byte, g *Gro
 	if w := g.Group(Coalescer{UDP: true}, pkts, 0, CoalesceBufSize, interleave); w != len(pkts) {
 		t.Fatalf("grouped %d of %d", w, len(pkts))
 	}
-	dst := make([]byte, CoalesceBufSize)
 	seen := make([]bool, len(pkts))
 	next := 0
 	for gi := range g.Len() {
@@ -81,18 +108,13 @@ func regroup(t testing.TB, pkts [][]byte, interleave bool) (out [][]byte, g *Gro
 			out = append(out, pkts[g.Head(gi)])
 			continue
 		}
-		size := g.Build(dst, pkts, 0, gi)
-		// Gather (the writev path) must describe the same bytes.
-		var ghdr [MaxGatherHeader]byte
-		if got := bytes.Join(g.Gather(ghdr[:], nil, pkts, 0, gi), nil); !bytes.Equal(got, dst[:size]) {
-			t.Fatalf("group %d: Gather gives %d bytes that differ from Build's %d", gi, len(got), size)
-		}
-		hdr, err := DecodeVirtioNetHdr(dst[:size])
+		sp := gathered(g, pkts, 0, gi)
+		hdr, err := DecodeVirtioNetHdr(sp)
 		if err != nil {
 			t.Fatal(err)
 		}
 		outs, sizes := makeBufs(64, 65536), make([]int, 64)
-		n, err := Segment(dst[VirtioNetHdrLen:size], hdr, outs, sizes, 0)
+		n, err := Segment(sp[VirtioNetHdrLen:], hdr, outs, sizes, 0)
 		if err != nil || n != g.Size(gi) {
 			t.Fatalf("group %d of %d: re-segmented into %d (%v)", gi, g.Size(gi), n, err)
 		}
@@ -154,22 +176,21 @@ func TestGroupFourInterleavedFlows(t *testing.T) {
 			pkts = append(pkts, segs[f][i])
 		}
 	}
-	if n, _ := (Coalescer{}).Next(pkts, 0, make([]byte, CoalesceBufSize)); n != 1 {
-		t.Fatalf("Next merged %d interleaved packets", n)
+	if n, _ := coalesceNext(Coalescer{}, pkts, 0, make([]byte, CoalesceBufSize)); n != 1 {
+		t.Fatalf("without interleaving: merged %d interleaved packets", n)
 	}
 	var g Grouper
 	g.Group(Coalescer{}, pkts, 0, CoalesceBufSize, true)
 	if g.Len() != 4 {
 		t.Fatalf("%d groups, want 4", g.Len())
 	}
-	dst := make([]byte, CoalesceBufSize)
 	for f := range 4 {
-		size := g.Build(dst, pkts, 0, f)
-		hdr, err := DecodeVirtioNetHdr(dst[:size])
+		sp := gathered(&g, pkts, 0, f)
+		hdr, err := DecodeVirtioNetHdr(sp)
 		if err != nil || hdr != hdrs[f] || g.Size(f) != 3 {
 			t.Fatalf("flow %d: header %+v, want %+v, %d members (%v)", f, hdr, hdrs[f], g.Size(f), err)
 		}
-		if !bytes.Equal(dst[VirtioNetHdrLen:size], supers[f]) {
+		if !bytes.Equal(sp[VirtioNetHdrLen:], supers[f]) {
 			t.Fatalf("flow %d: super-packet differs from the original", f)
 		}
 	}
@@ -214,14 +235,15 @@ func TestGroupZeroAllocs(t *testing.T) {
 		_, _, sg := flowSegments(t, superSpec{payload: make([]byte, 20*1000), gso: 1000, flags: tcpFlagACK}, uint16(f))
 		pkts = append(pkts, sg...)
 	}
-	g, dst := new(Grouper), make([]byte, CoalesceBufSize)
+	g := new(Grouper)
 	var ghdr [MaxGatherHeader]byte
 	iov := make([][]byte, 0, groupWindow+1)
 	allocs := testing.AllocsPerRun(20, func() {
-		g.Group(Coalescer{}, pkts, 0, len(dst), true)
+		g.Group(Coalescer{}, pkts, 0, CoalesceBufSize, true)
 		for gi := range g.Len() {
-			g.Build(dst, pkts, 0, gi)
-			iov = g.Gather(ghdr[:], iov, pkts, 0, gi)
+			if g.Size(gi) > 1 {
+				iov = g.Gather(ghdr[:], iov, pkts, 0, gi)
+			}
 		}
 	})
 	if allocs != 0 {
@@ -349,22 +371,22 @@ func TestE2EOffloadInterleaveOn(t *testing.T) {
 }
 
 // TestCoalescePSHFirstAlone: a segment with PSH is never the first of a
-// super-packet (segmentation keeps PSH on the last one only), neither for
-// Next nor for Grouper; it may end one.
+// super-packet (segmentation keeps PSH on the last one only), with or
+// without interleaving; it may end one.
 func TestCoalescePSHFirstAlone(t *testing.T) {
 	s := superSpec{payload: make([]byte, 2000), gso: 1000, flags: tcpFlagACK | tcpFlagPSH}
 	_, _, a := flowSegments(t, s, 1) // PSH on a[1] only
 	_, _, b := flowSegments(t, superSpec{payload: make([]byte, 2000), gso: 1000, flags: tcpFlagACK, seq: 2000, id: 2}, 1)
 	pkts := [][]byte{a[1], b[0], b[1]}
-	if n, _ := (Coalescer{}).Next(pkts, 0, make([]byte, CoalesceBufSize)); n != 1 {
-		t.Fatalf("Next merged %d after a PSH segment", n)
+	if n, _ := coalesceNext(Coalescer{}, pkts, 0, make([]byte, CoalesceBufSize)); n != 1 {
+		t.Fatalf("merged %d after a PSH segment", n)
 	}
 	out, g := regroup(t, pkts, true)
 	sameFlows(t, pkts, out)
 	if g.Len() != 2 || g.Size(0) != 1 {
 		t.Fatalf("%d groups, first of %d", g.Len(), g.Size(0))
 	}
-	if n, _ := (Coalescer{}).Next(a, 0, make([]byte, CoalesceBufSize)); n != 2 {
-		t.Fatalf("Next merged %d, want 2 (PSH last)", n)
+	if n, _ := coalesceNext(Coalescer{}, a, 0, make([]byte, CoalesceBufSize)); n != 2 {
+		t.Fatalf("merged %d, want 2 (PSH last)", n)
 	}
 }

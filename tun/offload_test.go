@@ -266,7 +266,7 @@ func segmentAndCoalesce(t testing.TB, s superSpec) {
 		t.Fatalf("segments carry other payload")
 	}
 	dst := make([]byte, CoalesceBufSize)
-	m, size := Coalescer{UDP: true}.Next(pkts, 16, dst)
+	m, size := coalesceNext(Coalescer{UDP: true}, pkts, 16, dst)
 	if m != n {
 		t.Fatalf("merged %d of %d segments", m, n)
 	}
@@ -314,24 +314,24 @@ func TestCoalesceStopsAtFlowChange(t *testing.T) {
 	ack := seg(superSpec{payload: nil, gso: 1000, flags: tcpFlagACK, seq: 2000, id: 3})
 	dst := make([]byte, CoalesceBufSize)
 	var c Coalescer
-	if n, _ := c.Next([][]byte{a, b, gap}, 0, dst); n != 2 {
+	if n, _ := coalesceNext(c, [][]byte{a, b, gap}, 0, dst); n != 2 {
 		t.Errorf("gap: merged %d", n)
 	}
-	if n, _ := c.Next([][]byte{a, b, ack}, 0, dst); n != 2 {
+	if n, _ := coalesceNext(c, [][]byte{a, b, ack}, 0, dst); n != 2 {
 		t.Errorf("pure ACK: merged %d", n)
 	}
-	if n, _ := c.Next([][]byte{a, gap}, 0, dst); n != 1 {
+	if n, _ := coalesceNext(c, [][]byte{a, gap}, 0, dst); n != 1 {
 		t.Errorf("a, gap: merged %d", n)
 	}
 	u1 := seg(superSpec{udp: true, payload: make([]byte, 500), gso: 500, id: 7})
 	u2 := seg(superSpec{udp: true, payload: make([]byte, 500), gso: 500, id: 8})
-	if n, _ := c.Next([][]byte{u1, u2}, 0, dst); n != 1 {
+	if n, _ := coalesceNext(c, [][]byte{u1, u2}, 0, dst); n != 1 {
 		t.Errorf("UDP without USO: merged %d", n)
 	}
-	if n, _ := (Coalescer{UDP: true}).Next([][]byte{u1, u2}, 0, dst); n != 2 {
+	if n, _ := coalesceNext(Coalescer{UDP: true}, [][]byte{u1, u2}, 0, dst); n != 2 {
 		t.Errorf("UDP with USO: merged %d", n)
 	}
-	if n, _ := c.Next([][]byte{a, b}, 0, dst[:2000]); n != 1 {
+	if n, _ := coalesceNext(c, [][]byte{a, b}, 0, dst[:2000]); n != 1 {
 		t.Errorf("small dst: merged %d", n)
 	}
 }
@@ -339,14 +339,17 @@ func TestCoalesceStopsAtFlowChange(t *testing.T) {
 func TestOffloadZeroAllocs(t *testing.T) {
 	pkt, hdr := buildSuper(superSpec{payload: make([]byte, 65535-40), gso: 1380, flags: tcpFlagACK})
 	outs, sizes := makeBufs(64, 65536+64), make([]int, 64)
-	dst := make([]byte, CoalesceBufSize)
+	g := new(Grouper)
+	var ghdr [MaxGatherHeader]byte
+	iov := make([][]byte, 0, groupWindow+1)
 	var n int
 	allocs := testing.AllocsPerRun(20, func() {
 		n, _ = Segment(pkt, hdr, outs, sizes, 16)
 		for i := range n {
 			outs[i] = outs[i][:16+sizes[i]]
 		}
-		Coalescer{}.Next(outs[:n], 16, dst)
+		g.Group(Coalescer{}, outs[:n], 16, CoalesceBufSize, false)
+		iov = g.Gather(ghdr[:], iov, outs[:n], 16, 0)
 		for i := range n {
 			outs[i] = outs[i][:cap(outs[i])]
 		}

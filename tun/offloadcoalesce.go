@@ -21,7 +21,7 @@ const (
 	// maxUDPSegments is the kernel's UDP_MAX_SEGMENTS: a UDP GSO packet
 	// with more segments is refused.
 	maxUDPSegments = 64
-	// CoalesceBufSize is the scratch size Coalescer.Next needs: a
+	// CoalesceBufSize is the largest super-packet written: a
 	// virtio_net_hdr and the largest IP packet.
 	CoalesceBufSize = VirtioNetHdrLen + maxIPPayload
 )
@@ -36,7 +36,7 @@ type Coalescer struct {
 	UDP bool
 }
 
-// flowPkt is what Next needs to know about one candidate packet.
+// flowPkt is what grouping needs to know about one candidate packet.
 type flowPkt struct {
 	pkt     []byte
 	v6      bool
@@ -44,46 +44,6 @@ type flowPkt struct {
 	ipLen   int
 	hdrLen  int
 	payload int
-}
-
-// Next looks at the packets pkts[i][offset:] and returns how many leading
-// packets form one write. When n > 1 it has written the merged packet,
-// virtio_net_hdr first, to dst[:size]; when n == 1, size is 0 and the
-// caller writes pkts[0] alone behind a GSO_NONE header. dst needs
-// CoalesceBufSize bytes to merge the most; a shorter dst merges less. The
-// packets are only read. Next does not allocate.
-func (c Coalescer) Next(pkts [][]byte, offset int, dst []byte) (n, size int) {
-	if len(pkts) < 2 {
-		return len(pkts), 0
-	}
-	first, ok := c.candidate(pkts[0], offset)
-	if !ok || endsGroup(&first) {
-		// A PSH segment may only be last: merged first, segmentation
-		// would move its PSH to the last segment.
-		return 1, 0
-	}
-	total := first.payload // payload bytes merged so far
-	prev := first
-	n = 1
-	for n < len(pkts) {
-		next, ok := c.candidate(pkts[n], offset)
-		if !ok || !follows(&first, &prev, &next, n) {
-			break
-		}
-		if !fits(&first, total+next.payload, n+1, len(dst)) {
-			break
-		}
-		total += next.payload
-		n++
-		prev = next
-		if next.payload < first.payload || endsGroup(&next) {
-			break
-		}
-	}
-	if n == 1 {
-		return 1, 0
-	}
-	return n, build(dst, first, pkts[:n], nil, 0, offset, total)
 }
 
 // candidate parses one packet and reports whether it may be merged at all.
@@ -214,37 +174,14 @@ func fits(first *flowPkt, payload, segs, dstLen int) bool {
 	return total <= maxIPPayload && VirtioNetHdrLen+total <= dstLen
 }
 
-// build writes the virtio_net_hdr and the merged packet of pkts to dst and
-// returns its size. The L4 checksum field gets the pseudo-header sum that
-// NEEDS_CSUM asks for; the kernel (or the segmentation it does for a
-// forwarded packet) completes it.
-// The members are pkts in order, or, when link is not nil, the chain
-// head, link[head], ... ending at -1.
-func build(dst []byte, first flowPkt, pkts [][]byte, link []int16, head, offset, payload int) int {
-	out := dst[VirtioNetHdrLen : VirtioNetHdrLen+first.hdrLen+payload]
-	at := first.hdrLen
-	var last []byte
-	if link == nil {
-		for _, b := range pkts {
-			at += copy(out[at:], b[offset+first.hdrLen:])
-		}
-		last = pkts[len(pkts)-1][offset:]
-	} else {
-		for k := head; k >= 0; k = int(link[k]) {
-			at += copy(out[at:], pkts[k][offset+first.hdrLen:])
-			last = pkts[k][offset:]
-		}
-	}
-	buildHeader(dst, first, last, payload)
-	return VirtioNetHdrLen + len(out)
-}
-
 // buildHeader writes the virtio_net_hdr and the merged packet's IP and L4
 // headers (first's, with the lengths, the IPv4 header checksum, the last
 // segment's PSH and the pseudo-header checksum of a merge of payload bytes)
 // to dst, and returns their length, VirtioNetHdrLen + first.hdrLen. The
 // payload itself is not read: its checksum is left to the kernel
-// (VIRTIO_NET_HDR_F_NEEDS_CSUM).
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM): the L4 checksum field gets the
+// pseudo-header sum that NEEDS_CSUM asks for, which the kernel (or the
+// segmentation it does for a forwarded packet) completes.
 func buildHeader(dst []byte, first flowPkt, last []byte, payload int) int {
 	out := dst[VirtioNetHdrLen : VirtioNetHdrLen+first.hdrLen]
 	copy(out, first.pkt[:first.hdrLen])
@@ -300,8 +237,9 @@ type group struct {
 
 // Grouper sorts the packets of a write batch into groups of one flow each,
 // also when other flows' packets sit between them (several TCP streams
-// through one tunnel arrive interleaved: A B C D A B C D). The rules of a
-// group are those of Next, so segmentation gives back each member exactly.
+// through one tunnel arrive interleaved: A B C D A B C D). A group
+// follows the rules at the top of this file, so segmentation gives back
+// each member exactly; a PSH segment only ever ends one.
 // Groups come out in the order of their first packet; within a flow the
 // order of the packets is kept, because a packet of a flow that cannot
 // join its flow's open group closes that group, and so does any packet that
@@ -319,8 +257,8 @@ type Grouper struct {
 
 // Group sorts pkts[:min(len(pkts), groupWindow)] into groups and returns
 // how many packets it looked at. With interleave false only consecutive
-// packets merge (exactly the runs Next finds), so the groups cover the
-// window in order. dstLen is the scratch size Build will get.
+// packets merge, so the groups cover the window in order. dstLen bounds a
+// merged packet's size, virtio_net_hdr included.
 func (g *Grouper) Group(c Coalescer, pkts [][]byte, offset, dstLen int, interleave bool) int {
 	w := min(len(pkts), groupWindow)
 	g.ngroups, g.nopen = 0, 0
@@ -424,18 +362,11 @@ func (g *Grouper) Head(i int) int { return int(g.groups[i].head) }
 // or -1 after the last.
 func (g *Grouper) NextMember(k int) int { return int(g.link[k]) }
 
-// Build writes group i of pkts (the slice given to Group), virtio_net_hdr
-// first, to dst and returns its size. It needs len(dst) >= the dstLen
-// given to Group and a group of more than one packet.
-func (g *Grouper) Build(dst []byte, pkts [][]byte, offset, i int) int {
-	gr := &g.groups[i]
-	return build(dst, gr.first, pkts, g.link[:], int(gr.head), offset, gr.total)
-}
-
-// Gather is Build without the copy: it writes group i's virtio_net_hdr
-// and merged headers to hdr (at least MaxGatherHeader bytes) and returns
-// iov holding hdr's used part followed by each member's payload, in order,
-// as slices of pkts, for one writev(2). Same preconditions as Build.
+// Gather describes group i of pkts (the slice given to Group), a group of
+// more than one packet, for one writev(2) without copying: it writes the
+// virtio_net_hdr and merged headers to hdr (at least MaxGatherHeader
+// bytes) and returns iov holding hdr's used part followed by each member's
+// payload, in order, as slices of pkts.
 func (g *Grouper) Gather(hdr []byte, iov [][]byte, pkts [][]byte, offset, i int) [][]byte {
 	gr := &g.groups[i]
 	first := gr.first
