@@ -347,7 +347,7 @@ func (s *offloadState) writeSingly(fd int, win [][]byte, offset, gi int, dropped
 // so the caller's buffer needs no headroom and nothing is copied.
 func (s *offloadState) writeOne(fd int, pkt []byte) error {
 	s.iov[1] = pkt
-	err := writeRetry(func() error { _, e := rawWritev2(fd, s.iov[0], s.iov[1]); return e })
+	err := writeRetry(func() error { _, e := rawWritev(fd, s.iov[:], &s.gvec); return e })
 	s.iov[1] = nil
 	return err
 }

@@ -20,47 +20,20 @@ import (
 // caller keeps alive for the whole call, and the uintptr conversion happens
 // in the call expression (unsafe.Pointer rule 4).
 
-func rawRead(fd int, p []byte) (int, error) {
+func rawRead(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
+func rawWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
+
+// rawIO is read(2) or write(2) (trap) of p on fd.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
 	if e != 0 {
 		return -1, e
 	}
 	return int(n), nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
-
-// rawWritev2 writes a and b with one writev(2).
-func rawWritev2(fd int, a, b []byte) (int, error) {
-	var iov [2]unix.Iovec
-	n := 0
-	for _, p := range [2][]byte{a, b} {
-		if len(p) == 0 {
-			continue
-		}
-		iov[n].Base = &p[0]
-		iov[n].SetLen(len(p))
-		n++
-	}
-	r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
 }
 
 // rawWritev writes bufs with one writev(2), building the iovec array in
