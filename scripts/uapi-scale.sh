@@ -131,13 +131,26 @@ if sys.argv[2]:
 PY
 }
 
+# fastest_dump prints the milliseconds of the fastest of $DUMPS runs of
+# `wg show IFNAME dump`.
+fastest_dump() { # ifname
+  local best= d t
+  for _ in $(seq "$DUMPS"); do
+    t=$(now_ns)
+    timeout "$TMO" wg show "$1" dump >/dev/null
+    d=$(ms_since "$t")
+    [ -z "$best" ] || [ "$d" -lt "$best" ] && best=$d
+  done
+  echo "$best"
+}
+
 # floor_dump prints the fastest of $DUMPS `wg show dump` runs against a
 # stand-in UAPI server that answers every get=1 with a reply recorded from
 # the daemon, held in memory and written at once: the cost of the wg binary
 # itself (connect, parse, print) with no daemon work at all, the floor any
 # daemon's dump time sits on.
 floor_dump() { # reply-file
-  local name=wgdsf$$ sock=/var/run/wireguard/wgdsf$$.sock fpid best= d t
+  local name=wgdsf$$ sock=/var/run/wireguard/wgdsf$$.sock fpid best
   timeout "$TMO" python3 - "$sock" "$1" <<'PY' &
 import os, socket, sys
 sock, reply = sys.argv[1], open(sys.argv[2], "rb").read()
@@ -164,12 +177,7 @@ while True:
 PY
   fpid=$!
   for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-  for _ in $(seq "$DUMPS"); do
-    t=$(now_ns)
-    timeout "$TMO" wg show "$name" dump >/dev/null
-    d=$(ms_since "$t")
-    [ -z "$best" ] || [ "$d" -lt "$best" ] && best=$d
-  done
+  best=$(fastest_dump "$name")
   kill "$fpid" 2>/dev/null || true
   wait "$fpid" 2>/dev/null || true
   rm -f "$sock"
@@ -232,13 +240,7 @@ for N in "${sizes[@]}"; do
     rss0=$(kib VmRSS)
     # The fixed cost of one `wg show` (process start, connect, an empty
     # reply), so that the per-peer cost can be given without it too.
-    empty_ms=
-    for _ in $(seq "$DUMPS"); do
-      t=$(now_ns)
-      timeout "$TMO" wg show "$IFACE" dump >/dev/null
-      d=$(ms_since "$t")
-      [ -z "$empty_ms" ] || [ "$d" -lt "$empty_ms" ] && empty_ms=$d
-    done
+    empty_ms=$(fastest_dump "$IFACE")
     t=$(now_ns)
     if ! timeout "$TMO" ip netns exec "$NS" wg setconf "$IFACE" "$TMP/peers.conf" 2>"$TMP/setconf.err"; then
       printf '%-13s %8s %10s\n' "$impl" "$N" "setconf failed: $(head -c 200 "$TMP/setconf.err" | tr '\n' ' ')"
