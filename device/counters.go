@@ -2,9 +2,10 @@ package device
 
 import (
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wgdvpn/wgd/internal/ratelog"
 )
 
 // Counters count drops by reason and traffic. Every field is atomic, so any
@@ -82,24 +83,20 @@ func (c *Counters) snapshot() CountersSnapshot {
 	}
 }
 
-// logLimiter lets through at most one message per reason per interval, so
-// a flood of bad packets cannot flood the log.
+// logLimiter logs dropped packets at most once per reason per interval, so
+// a flood of bad packets cannot flood the log; the line that passes says how
+// many of its kind were held back.
 type logLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+	lim ratelog.Limiter
 }
 
 func (l *logLimiter) log(log *slog.Logger, now time.Time, reason string, args ...any) {
-	l.mu.Lock()
-	if l.last == nil {
-		l.last = make(map[string]time.Time)
-	}
-	t, ok := l.last[reason]
-	if ok && now.Sub(t) < 5*time.Second {
-		l.mu.Unlock()
+	ok, held := l.lim.Allow(reason, now)
+	if !ok {
 		return
 	}
-	l.last[reason] = now
-	l.mu.Unlock()
+	if held > 0 {
+		args = append(args, "suppressed", held)
+	}
 	log.Debug("dropped packet", append([]any{"reason", reason}, args...)...)
 }

@@ -15,8 +15,9 @@ import (
 
 // The drop counters are a wgd extension of the UAPI protocol: the operation
 // "wgd_counters=1" answers one "name=value" line per counter (the JSON names
-// of device.CountersSnapshot), then errno and a blank line, like get. wg and
-// wgctrl never send it; wireguard-go would close the connection.
+// of Counters: the device's drops and the listener's refusals), sorted by
+// name, then errno and a blank line, like get. wg and wgctrl never send it;
+// wireguard-go would close the connection.
 
 const opCounters = "wgd_counters=1"
 
@@ -38,7 +39,7 @@ func (s *server) counters(r *bufio.Reader, w *bufio.Writer) error {
 	if !ok {
 		return &Error{Errno: unix.EINVAL, Err: fmt.Errorf("%w: device has no counters", ErrInvalidOperation)}
 	}
-	m, err := countersMap(cd.Counters())
+	m, err := countersMap(Counters{CountersSnapshot: cd.Counters(), Stats: s.stats.snapshot()})
 	if err != nil {
 		return &Error{Errno: errnoUnknown, Err: err}
 	}
@@ -53,7 +54,7 @@ func (s *server) counters(r *bufio.Reader, w *bufio.Writer) error {
 	return nil
 }
 
-func countersMap(c device.CountersSnapshot) (map[string]uint64, error) {
+func countersMap(c Counters) (map[string]uint64, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
@@ -62,9 +63,11 @@ func countersMap(c device.CountersSnapshot) (map[string]uint64, error) {
 	return m, json.Unmarshal(data, &m)
 }
 
-// Counters asks the daemon for its drop counters (a wgd extension).
-func (c *Client) Counters() (device.CountersSnapshot, error) {
-	var snap device.CountersSnapshot
+// Counters asks the daemon for its drop counters and UAPI refusals (a wgd
+// extension). Names the client does not know are ignored, so an older
+// client reads a newer daemon.
+func (c *Client) Counters() (Counters, error) {
+	var snap Counters
 	if _, err := c.w.WriteString(opCounters + "\n\n"); err != nil {
 		return snap, err
 	}

@@ -38,8 +38,8 @@ func TestCountersExtension(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != dev.snap {
-		t.Fatalf("counters = %+v, want %+v", got, dev.snap)
+	if got.CountersSnapshot != dev.snap || got.Stats != (Stats{}) {
+		t.Fatalf("counters = %+v, want %+v and no refusals", got, dev.snap)
 	}
 	// The connection stays usable for standard operations afterwards.
 	if _, _, err := c.Get(); err != nil {

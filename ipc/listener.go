@@ -61,6 +61,8 @@ type Listener struct {
 
 	mu    sync.Mutex // guards conns
 	conns map[net.Conn]struct{}
+
+	stats stats
 }
 
 // Listen binds DefaultDir/IFACE.sock with default options.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wgdvpn/wgd/internal/ratelog"
 )
 
 // Serve accepts connections and serves dev on each in its own goroutine
@@ -22,7 +24,7 @@ func (l *Listener) Serve(ctx context.Context, dev Device, log *slog.Logger) erro
 	defer l.wg.Done()
 	stop := context.AfterFunc(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	s := &server{l: l, dev: dev, log: log}
+	s := &server{l: l, dev: dev, log: log, stats: &l.stats}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -44,7 +46,8 @@ func (l *Listener) Serve(ctx context.Context, dev Device, log *slog.Logger) erro
 		select {
 		case handlers <- struct{}{}:
 		default:
-			s.log.Warn("uapi: too many connections, closing one", "max", l.limits.MaxConns)
+			s.stats.connsRefused.Add(1)
+			s.warn("too many connections", "uapi: too many connections, closing one", "max", l.limits.MaxConns)
 			c.Close()
 			continue
 		}
@@ -91,9 +94,23 @@ func (l *Listener) closeConns() {
 
 // server is one Serve call: the device and logger its connections use.
 type server struct {
-	l   *Listener
-	dev Device
-	log *slog.Logger
+	l     *Listener
+	dev   Device
+	log   *slog.Logger
+	stats *stats
+	lim   ratelog.Limiter // one warning per reason every few seconds
+}
+
+// warn logs msg unless a line of the same reason was logged moments ago.
+func (s *server) warn(reason, msg string, args ...any) {
+	ok, held := s.lim.Allow(reason, s.l.now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		args = append(args, "suppressed", held)
+	}
+	s.log.Warn(msg, args...)
 }
 
 // serveConn runs operations on one connection until EOF, an invalid
@@ -108,7 +125,8 @@ func (s *server) serveConn(c net.Conn) {
 		op, err := lr.next()
 		if err != nil {
 			if !errors.Is(err, ErrTruncated) {
-				s.log.Warn("uapi: reading operation", "err", err)
+				s.stats.readErrors.Add(1)
+				s.warn("read", "uapi: reading operation", "err", err)
 			}
 			return
 		}
@@ -121,8 +139,12 @@ func (s *server) serveConn(c net.Conn) {
 		case opCounters:
 			opErr = s.counters(r, w)
 		default:
-			s.log.Warn("uapi: closing connection", "err", ErrInvalidOperation, "op", fmt.Sprintf("%.32q", op))
+			s.stats.badOperation.Add(1)
+			s.warn("operation", "uapi: closing connection", "err", ErrInvalidOperation, "op", fmt.Sprintf("%.32q", op))
 			return
+		}
+		if opErr != nil {
+			s.failed(string(op), opErr)
 		}
 		if !s.reply(w, opErr) {
 			return
@@ -159,13 +181,21 @@ func (s *server) set(r *bufio.Reader) error {
 	return nil
 }
 
+// failed counts and logs an operation that is answered with an error.
+func (s *server) failed(op string, err error) {
+	if op == "set=1" {
+		s.stats.setRejected.Add(1)
+	} else {
+		s.stats.getFailed.Add(1)
+	}
+	errno := int(errnoOf(err))
+	s.warn(fmt.Sprintf("%s errno %d", op, errno), "uapi: operation failed", "op", op, "err", err, "errno", errno)
+}
+
 // reply writes errno=-N and the blank line; it reports whether the
 // connection may carry another operation.
 func (s *server) reply(w *bufio.Writer, opErr error) bool {
 	errno := errnoOf(opErr)
-	if opErr != nil {
-		s.log.Warn("uapi: operation failed", "err", opErr, "errno", int(errno))
-	}
 	fmt.Fprintf(w, "errno=%d\n\n", -int(errno))
 	if err := w.Flush(); err != nil {
 		return false

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wgdvpn/wgd/device"
+	"github.com/wgdvpn/wgd/ipc"
 )
 
 const showUsage = "Usage: %s show { <interface> | all | interfaces } [public-key | private-key | listen-port | fwmark | peers | preshared-keys | endpoints | allowed-ips | latest-handshakes | transfer | persistent-keepalive | dump]\n"
@@ -301,14 +302,14 @@ func (e *wgEnv) get(name string) (deviceState, error) {
 // when WG_HIDE_KEYS=never, as in the human output; the has_ fields say
 // whether they are set either way.
 type jsonInterface struct {
-	Name          string                   `json:"name"`
-	PublicKey     string                   `json:"public_key,omitempty"`
-	HasPrivateKey bool                     `json:"has_private_key"`
-	PrivateKey    string                   `json:"private_key,omitempty"`
-	ListenPort    uint16                   `json:"listen_port"`
-	FwMark        uint32                   `json:"fwmark"`
-	Peers         []jsonPeer               `json:"peers"`
-	Counters      *device.CountersSnapshot `json:"counters"` // drops by reason; null for a daemon without the wgd_counters UAPI extension (wireguard-go)
+	Name          string        `json:"name"`
+	PublicKey     string        `json:"public_key,omitempty"`
+	HasPrivateKey bool          `json:"has_private_key"`
+	PrivateKey    string        `json:"private_key,omitempty"`
+	ListenPort    uint16        `json:"listen_port"`
+	FwMark        uint32        `json:"fwmark"`
+	Peers         []jsonPeer    `json:"peers"`
+	Counters      *ipc.Counters `json:"counters"` // drops by reason and UAPI refusals; null for a daemon without the wgd_counters UAPI extension (wireguard-go)
 }
 
 // jsonPeer is one peer in `wgd show --json`. Times are RFC 3339 in UTC and
@@ -329,7 +330,7 @@ type jsonPeer struct {
 }
 
 // toJSON builds the JSON form of d; counters may be nil.
-func toJSON(d deviceState, counters *device.CountersSnapshot, hide bool) jsonInterface {
+func toJSON(d deviceState, counters *ipc.Counters, hide bool) jsonInterface {
 	j := jsonInterface{Name: d.Name, ListenPort: d.Info.ListenPort, FwMark: d.Info.FwMark,
 		Peers: make([]jsonPeer, 0, len(d.Peers)), Counters: counters}
 	if !d.Info.PrivateKey.IsZero() {

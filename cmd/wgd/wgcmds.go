@@ -32,9 +32,10 @@ type wgBackend interface {
 }
 
 // countersSource is implemented by backends that can report the drop
-// counters of an interface; UAPI cannot yet, so `counters` is null in JSON.
+// counters of an interface (wgd's UAPI extension); without it, or against
+// a daemon that lacks the extension, `counters` is null in JSON.
 type countersSource interface {
-	Counters(name string) (*device.CountersSnapshot, error)
+	Counters(name string) (*ipc.Counters, error)
 }
 
 // resolver looks up host names for endpoints; *net.Resolver is one.
@@ -58,7 +59,7 @@ type wgEnv struct {
 
 // counters returns the drop counters of an interface when the backend has
 // them, else nil.
-func (e *wgEnv) counters(name string) *device.CountersSnapshot {
+func (e *wgEnv) counters(name string) *ipc.Counters {
 	src, ok := e.Backend.(countersSource)
 	if !ok {
 		return nil
@@ -118,9 +119,9 @@ func (ipcBackend) Set(name string, cfg *device.Config) error {
 	return c.Set(cfg)
 }
 
-// Counters reads the daemon's drop counters (a wgd UAPI extension), for
-// `wgd show --json`.
-func (ipcBackend) Counters(name string) (*device.CountersSnapshot, error) {
+// Counters reads the daemon's drop counters and UAPI refusals (a wgd UAPI
+// extension), for `wgd show --json`.
+func (ipcBackend) Counters(name string) (*ipc.Counters, error) {
 	c, err := ipc.Dial(name)
 	if err != nil {
 		return nil, err
