@@ -94,7 +94,7 @@ func (d *Device) prepareBind(cfg *Config) (*conn.Bind, error) {
 		mark = *cfg.FwMark
 	}
 	if cfg.ListenPort != nil && *cfg.ListenPort != d.listenPort {
-		b, err := conn.Open(*cfg.ListenPort, mark)
+		b, err := conn.OpenWith(*cfg.ListenPort, mark, d.connOpts)
 		if err != nil {
 			return nil, fmt.Errorf("listen on port %d: %w", *cfg.ListenPort, err)
 		}

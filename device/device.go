@@ -51,6 +51,9 @@ type Options struct {
 	Workers int
 	// ListenPort is the UDP port bound at start (0 = random); Apply changes it.
 	ListenPort uint16
+	// NoUDPOffload keeps UDP GSO and GRO off even where the kernel has
+	// them: for tests and comparisons, and as an escape hatch.
+	NoUDPOffload bool
 }
 
 // ErrClosed is returned by operations on a closed device.
@@ -63,6 +66,9 @@ type Device struct {
 	rand  io.Reader
 	tun   tun.Device
 	mtu   atomic.Int32
+	// connOpts is how every UDP socket pair of the device is opened; set
+	// in New, read-only after.
+	connOpts conn.Options
 
 	loop     *loop
 	workers  *workerPool
@@ -131,7 +137,8 @@ func New(opts Options) (*Device, error) {
 	d.indices.init()
 	d.limiter = newRateLimiter()
 	d.cookies = noise.NewCookieChecker(noise.PublicKey{}, d.rand)
-	bind, err := conn.Open(opts.ListenPort, 0)
+	d.connOpts = conn.Options{Log: d.log, NoGSO: opts.NoUDPOffload, NoGRO: opts.NoUDPOffload}
+	bind, err := conn.OpenWith(opts.ListenPort, 0, d.connOpts)
 	if err != nil {
 		return nil, fmt.Errorf("device: bind UDP port %d: %w", opts.ListenPort, err)
 	}
@@ -221,6 +228,23 @@ func (d *Device) Port() uint16 {
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
 	return d.listenPort
+}
+
+// UDPOffloads names the UDP offloads the current sockets use: "gso,gro",
+// "gso", "gro" or "none", for logs.
+func (d *Device) UDPOffloads() string {
+	d.bindMu.RLock()
+	gso, gro := d.bind.Offloads()
+	d.bindMu.RUnlock()
+	switch {
+	case gso && gro:
+		return "gso,gro"
+	case gso:
+		return "gso"
+	case gro:
+		return "gro"
+	}
+	return "none"
 }
 
 // send writes one datagram outside the data path (handshakes, cookie

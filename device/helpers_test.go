@@ -60,11 +60,19 @@ func newTestNode(t *testing.T, clock Clock, n int) *testNode {
 // (negative: the loop does all crypto itself).
 func newTestNodeWorkers(t *testing.T, clock Clock, n, workers int) *testNode {
 	t.Helper()
+	return newTestNodeOpts(t, clock, n, Options{Workers: workers})
+}
+
+// newTestNodeOpts is newTestNode with the device options opts (its TUN and
+// Clock are filled in here).
+func newTestNodeOpts(t *testing.T, clock Clock, n int, opts Options) *testNode {
+	t.Helper()
 	dev, host, err := tun.NewSocketpair("wgdtest", 1420)
 	if err != nil {
 		t.Fatalf("socketpair TUN: %v", err)
 	}
-	d, err := New(Options{TUN: dev, Clock: clock, Workers: workers})
+	opts.TUN, opts.Clock = dev, clock
+	d, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -35,8 +35,20 @@ import (
 const (
 	envForeground = "WG_PROCESS_FOREGROUND"
 	envReadyFd    = "WGD_READY_FD"
+	envNoOffload  = "WGD_NO_OFFLOAD"
 	defaultMTU    = 1420
 )
+
+// offloadsOff reports whether WGD_NO_OFFLOAD asks for the TUN (checksum,
+// TSO, USO) and UDP (GSO, GRO) offloads to stay off: an escape hatch for a
+// kernel or driver that mishandles them, and a way to compare.
+func offloadsOff(getenv func(string) string) bool {
+	switch getenv(envNoOffload) {
+	case "", "0", "false", "no":
+		return false
+	}
+	return true
+}
 
 func runDaemon(cmd *cobra.Command, args []string, foreground bool) error {
 	if len(args) != 1 {
@@ -194,12 +206,16 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	if err != nil {
 		return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
 	}
-	t, err := tun.CreateWithOptions(name, defaultMTU, tun.Options{Offload: true, Logger: log})
+	noOffload := offloadsOff(os.Getenv)
+	if noOffload {
+		log.Info("offloads off", "reason", envNoOffload)
+	}
+	t, err := tun.CreateWithOptions(name, defaultMTU, tun.Options{Offload: !noOffload, Logger: log})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("create TUN %s: %w", name, err)
 	}
-	dev, err := device.New(device.Options{TUN: t, Logger: log})
+	dev, err := device.New(device.Options{TUN: t, Logger: log, NoUDPOffload: noOffload})
 	if err != nil {
 		t.Close()
 		ln.Close()
@@ -208,7 +224,7 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	d := &daemon{name: name, log: log, ln: ln, tun: t, dev: dev, srvErr: make(chan error, 1),
 		notify: newNotifier(os.Getenv), watchdog: watchdogInterval(os.Getenv, os.Getpid())}
 	go func() { d.srvErr <- ln.Serve(ctx, dev, log) }()
-	log.Info("device started", "port", dev.Port(), "tun_offloads", t.Offloads().String())
+	log.Info("device started", "port", dev.Port(), "tun_offloads", t.Offloads().String(), "udp_offloads", dev.UDPOffloads())
 	return d, nil
 }
 

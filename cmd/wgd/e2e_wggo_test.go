@@ -12,7 +12,9 @@ import (
 // TestE2EInteropWireguardGoBinary runs wgd in one namespace and the
 // wireguard-go binary in the other, both configured with the real wg, and
 // checks pings and TCP transfers with checksums both ways: first
-// wireguard-go initiates, then, after wgd's side is restarted, wgd does.
+// wireguard-go initiates, then, after wgd's side is restarted with its TUN
+// and UDP offloads off (WGD_NO_OFFLOAD=1), wgd does. wireguard-go keeps
+// its offloads, so wgd's side is checked with and without them.
 func TestE2EInteropWireguardGoBinary(t *testing.T) {
 	needRoot(t)
 	wggo := wireguardGo(t)
@@ -73,10 +75,11 @@ func TestE2EInteropWireguardGoBinary(t *testing.T) {
 			t.Fatal("wgd did not exit after its link was deleted")
 		}
 	}
-	run(t, "ip", "netns", "exec", a.ns, wgdBin, a.iface)
+	run(t, "ip", "netns", "exec", a.ns, "env", "WGD_NO_OFFLOAD=1", wgdBin, a.iface)
 	configure(a, b, 1, 2)
 	run(t, "ip", "netns", "exec", a.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
 	tcpTransfer(t, p, "198.19.0.2")
+	tcpTransfer(t, p, "[fd00:2::2]")
 	dump := run(t, "ip", "netns", "exec", a.ns, "wg", "show", a.iface, "latest-handshakes")
 	if !strings.Contains(dump, b.pub) || strings.Contains(dump, "\t0\n") {
 		t.Errorf("no handshake with wireguard-go recorded:\n%s", dump)

@@ -77,3 +77,16 @@ func TestUnknownFlagFails(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func TestOffloadsOff(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "0": false, "false": false, "no": false, "1": true, "yes": true, "true": true} {
+		if got := offloadsOff(func(k string) string {
+			if k != envNoOffload {
+				t.Fatalf("read %s", k)
+			}
+			return v
+		}); got != want {
+			t.Errorf("WGD_NO_OFFLOAD=%q: off = %v, want %v", v, got, want)
+		}
+	}
+}

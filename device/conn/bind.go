@@ -62,6 +62,9 @@ func (b *Bind) recvBatch(fd int, msgs []Message) (int, error) {
 		if m.Seg >= m.N {
 			m.Seg = 0
 		}
+		if m.Seg > 0 {
+			b.stats.groDatagrams.Add(1)
+		}
 	}
 	return n, nil
 }
@@ -126,6 +129,7 @@ func (b *Bind) Write(msgs []Message) (int, error) {
 			if wasSuspect {
 				b.disableGSO(fam, unix.EINVAL)
 			}
+			b.countGSO(n)
 			i += b.tx.consumed(n)
 			continue
 		}

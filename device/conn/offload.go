@@ -77,6 +77,38 @@ func (b *Bind) offFor(fam int) *offload {
 	return &b.off6
 }
 
+// Stats counts what the offloads did: datagrams sent as one UDP GSO
+// datagram of several segments, and datagrams received coalesced by UDP
+// GRO. For tests and diagnostics; any goroutine may read them.
+type Stats struct {
+	GSODatagrams uint64
+	GRODatagrams uint64
+}
+
+// bindStats is the live form of Stats, updated once per sendmmsg or
+// recvmmsg result, not per packet.
+type bindStats struct {
+	gsoDatagrams, groDatagrams atomic.Uint64
+}
+
+// Stats returns the offload counts so far.
+func (b *Bind) Stats() Stats {
+	return Stats{GSODatagrams: b.stats.gsoDatagrams.Load(), GRODatagrams: b.stats.groDatagrams.Load()}
+}
+
+// countGSO counts the GSO datagrams among the first n headers just sent.
+func (b *Bind) countGSO(n int) {
+	var k uint64
+	for _, segs := range b.tx.segs[:n] {
+		if segs > 1 {
+			k++
+		}
+	}
+	if k > 0 {
+		b.stats.gsoDatagrams.Add(k)
+	}
+}
+
 // Offloads reports whether UDP GSO (send) and UDP GRO (receive) are in use
 // on every socket of the Bind. GSO can turn off after Open, when a route
 // refuses it.

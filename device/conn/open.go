@@ -31,6 +31,7 @@ type Bind struct {
 	tx batch // Write's scratch, owned by the loop goroutine
 
 	off4, off6 offload // per-socket offload state, see offload
+	stats      bindStats
 	log        *slog.Logger
 
 	// sendMu guards one (Send's scratch) and closed, and orders Send
