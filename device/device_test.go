@@ -201,6 +201,14 @@ func TestReplayedAndForgedDataDropped(t *testing.T) {
 	// A packet whose inner source is not the peer's is dropped.
 	a.write(t, udp4(netip.MustParseAddr("198.18.9.9"), b.addr, []byte("spoofed")))
 	waitFor(t, "source not allowed counted", func() bool { return b.dev.Counters().SourceNotAllowed >= 1 })
+	// So is an IPv6 packet from the IPv4-mapped form of the peer's allowed
+	// IPv4 address: only IPv6 prefixes allow IPv6 sources, as in the kernel.
+	mapped := netip.AddrFrom16(a.addr.As16())
+	a.write(t, udp6(mapped, b.addr6, []byte("mapped source")))
+	waitFor(t, "mapped source not allowed counted", func() bool { return b.dev.Counters().SourceNotAllowed >= 2 })
+	if got := b.read(t, 100*time.Millisecond); got != nil {
+		t.Fatalf("packet from a mapped source delivered: %x", got)
+	}
 	// Garbage of every length: no panic, counted, tunnel still works.
 	for n := range 200 {
 		junk := make([]byte, n)

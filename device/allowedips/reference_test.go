@@ -46,7 +46,6 @@ func (r *refTable) removeAll(v int) int {
 }
 
 func (r *refTable) lookup(a netip.Addr) (int, bool) {
-	a = a.Unmap()
 	best, v := -1, 0
 	for _, x := range r.rows {
 		if x.p.Addr().Is4() == a.Is4() && x.p.Contains(a) && x.p.Bits() > best {

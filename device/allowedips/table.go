@@ -52,15 +52,18 @@ func (t *Table[T]) root(v6 bool) *atomic.Pointer[node[T]] {
 }
 
 // Lookup returns the value whose prefix is the longest to contain a, and
-// whether there is one. An IPv4-mapped IPv6 address is looked up as IPv4.
-// Lookup is safe to call from any number of goroutines at any time,
-// including while a writer changes the table, and allocates nothing.
+// whether there is one. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is an
+// IPv6 address here, matched only by IPv6 prefixes such as ::ffff:0:0/96 or
+// ::/0, as the kernel and wireguard-go match the 16 address bytes of an
+// IPv6 packet: a peer allowed 198.18.0.5/32 may not send IPv6 packets from
+// ::ffff:198.18.0.5. Lookup is safe to call from any number of goroutines
+// at any time, including while a writer changes the table, and allocates
+// nothing.
 func (t *Table[T]) Lookup(a netip.Addr) (T, bool) {
 	var zero T
 	if !a.IsValid() {
 		return zero, false
 	}
-	a = a.Unmap()
 	e := lookup(t.root(a.Is6()).Load(), keyOf(a))
 	if e == nil {
 		return zero, false

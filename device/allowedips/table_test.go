@@ -147,12 +147,29 @@ func TestInsertInvalid(t *testing.T) {
 	}
 }
 
-func TestMappedAddressLooksUpIPv4(t *testing.T) {
+// TestMappedAddressIsIPv6: an IPv4-mapped address is matched as IPv6, as
+// the kernel and wireguard-go match IPv6 packets, never by an IPv4 prefix;
+// an IPv4-mapped prefix matches it.
+func TestMappedAddressIsIPv6(t *testing.T) {
 	var tab Table[int]
 	mustInsert(t, &tab, netip.MustParseAddr("198.18.0.0"), 15, 4)
+	mapped := netip.MustParseAddr("::ffff:198.18.3.4")
+	if v, ok := tab.Lookup(mapped); ok {
+		t.Fatalf("Lookup(mapped) = %d with only IPv4 prefixes; want no match", v)
+	}
 	mustInsert(t, &tab, netip.MustParseAddr("::"), 0, 6)
-	if v, ok := tab.Lookup(netip.MustParseAddr("::ffff:198.18.3.4")); !ok || v != 4 {
-		t.Fatalf("Lookup(mapped) = %d, %v; want 4", v, ok)
+	if v, ok := tab.Lookup(mapped); !ok || v != 6 {
+		t.Fatalf("Lookup(mapped) = %d, %v; want 6 (::/0)", v, ok)
+	}
+	mustInsert(t, &tab, netip.MustParseAddr("::ffff:198.18.0.0"), 112, 46)
+	if v, ok := tab.Lookup(mapped); !ok || v != 46 {
+		t.Fatalf("Lookup(mapped) = %d, %v; want 46 (::ffff:198.18.0.0/112)", v, ok)
+	}
+	if v, ok := tab.Lookup(netip.MustParseAddr("198.18.3.4")); !ok || v != 4 {
+		t.Fatalf("Lookup(198.18.3.4) = %d, %v; want 4: a mapped prefix is not IPv4", v, ok)
+	}
+	if got := slices.Collect(tab.Prefixes(46)); len(got) != 1 || got[0].String() != "::ffff:198.18.0.0/112" {
+		t.Fatalf("Prefixes(46) = %v", got)
 	}
 	if v, ok := tab.Lookup(netip.MustParseAddr("fe80::1%eth0")); !ok || v != 6 {
 		t.Fatalf("Lookup(zoned) = %d, %v; want 6", v, ok)
