@@ -31,9 +31,7 @@ func (d *Device) Apply(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if cfg.PrivateKey != nil {
-		d.setPrivateKey(*cfg.PrivateKey)
-	}
+	d.applyPrivateKeys(cfg)
 	if cfg.FwMark != nil {
 		d.fwmark = *cfg.FwMark
 	}
@@ -50,8 +48,13 @@ func (d *Device) Apply(cfg *Config) error {
 		}
 	}
 	var keepalives []*Peer
+	created := false // the current section's peer did not exist before it
 	for i := range cfg.Peers {
-		if p := d.applyPeerLocked(&cfg.Peers[i]); p != nil {
+		pc := &cfg.Peers[i]
+		if !pc.Sequel {
+			created = d.peers[pc.PublicKey] == nil
+		}
+		if p := d.applyPeerLocked(pc, created); p != nil {
 			keepalives = append(keepalives, p)
 		}
 	}
@@ -111,14 +114,50 @@ func (d *Device) prepareBind(cfg *Config) (*conn.Bind, error) {
 	return nil, nil
 }
 
-// setPrivateKey changes the device identity: every peer's precomputed static
-// DH changes and every session ends; a peer whose public key is now our own
-// is removed (as wireguard-go does). cfgMu is held.
-func (d *Device) setPrivateKey(priv noise.PrivateKey) {
-	old := d.static.Load()
-	if old != nil && old.Private().Equal(priv) {
-		return
+// applyPrivateKeys sets the transaction's private keys in order, as
+// wireguard-go's SetPrivateKey does line by line: a key equal to the one
+// before is a no-op; any other makes its public key the device's own and
+// removes the peer that has it, even for the zero key (from which
+// wireguard-go derives a public key too). Then, if anything changed, the
+// last key becomes the device identity. cfgMu is held.
+func (d *Device) applyPrivateKeys(cfg *Config) {
+	changed := false
+	step := func(k noise.PrivateKey) {
+		if k.Equal(d.ownPriv) {
+			return
+		}
+		d.ownPriv, d.ownPub = k, publicKeyOf(k)
+		d.peersMu.Lock()
+		if p := d.peers[d.ownPub]; p != nil {
+			d.removePeerLocked(p)
+		}
+		d.peersMu.Unlock()
+		changed = true
 	}
+	for _, k := range cfg.ReplacedPrivateKeys {
+		step(k)
+	}
+	if cfg.PrivateKey != nil {
+		step(*cfg.PrivateKey)
+	}
+	if changed {
+		d.setStatic(d.ownPriv)
+	}
+}
+
+// publicKeyOf is the public key wireguard-go derives from a private key:
+// the zero key included, which it clamps like any other (the kernel
+// derives none from it).
+func publicKeyOf(k noise.PrivateKey) noise.PublicKey {
+	if k.IsZero() {
+		k[31] = 0x40 // the zero key, clamped
+	}
+	return k.PublicKey()
+}
+
+// setStatic changes the device identity to priv (zero: none): every peer's
+// precomputed static DH changes and every session ends. cfgMu is held.
+func (d *Device) setStatic(priv noise.PrivateKey) {
 	var static *noise.Static
 	if !priv.IsZero() {
 		static = noise.NewStatic(priv)
@@ -129,17 +168,11 @@ func (d *Device) setPrivateKey(priv noise.PrivateKey) {
 	d.static.Store(static)
 	d.peersMu.Lock()
 	defer d.peersMu.Unlock()
-	for p := d.peerList.head; p != nil; {
-		next := p.nextInList
-		if static != nil && p.public.Equal(static.Public()) {
-			d.removePeerLocked(p)
-		} else {
-			p.mu.Lock()
-			p.zeroKeysLocked()
-			p.hs.SetLocal(d.staticOrPlaceholder())
-			p.mu.Unlock()
-		}
-		p = next
+	for p := d.peerList.head; p != nil; p = p.nextInList {
+		p.mu.Lock()
+		p.zeroKeysLocked()
+		p.hs.SetLocal(d.staticOrPlaceholder())
+		p.mu.Unlock()
 	}
 }
 
@@ -153,22 +186,22 @@ func (d *Device) staticOrPlaceholder() *noise.Static {
 	return noise.NewStatic(noise.PrivateKey{})
 }
 
-// applyPeerLocked applies one peer section; peersMu is held. It returns the
-// peer when a persistent keepalive was switched on, so that a first
-// keepalive (and with it a handshake) goes out at once, as wireguard-go does.
-func (d *Device) applyPeerLocked(pc *PeerConfig) *Peer {
+// applyPeerLocked applies one peer entry; created says whether its section
+// found the peer absent. peersMu is held. It returns the peer when a
+// persistent keepalive was switched on, so that a first keepalive (and with
+// it a handshake) goes out at once, as wireguard-go does.
+func (d *Device) applyPeerLocked(pc *PeerConfig, created bool) *Peer {
 	p := d.peers[pc.PublicKey]
-	if pc.Remove {
+	if pc.Remove || (pc.UpdateOnly && created) {
+		// update_only on a peer its own section created: wireguard-go
+		// creates it at public_key and removes it at update_only.
 		if p != nil {
 			d.removePeerLocked(p)
 		}
 		return nil
 	}
 	if p == nil {
-		if pc.UpdateOnly {
-			return nil
-		}
-		if s := d.static.Load(); s != nil && s.Public().Equal(pc.PublicKey) {
+		if pc.PublicKey.Equal(d.ownPub) {
 			return nil // our own key: wireguard-go ignores such a peer too
 		}
 		p = newPeer(d, pc.PublicKey, d.staticOrPlaceholder())

@@ -12,18 +12,36 @@ import (
 // the whole transaction before it changes anything: it applies completely or
 // not at all.
 type Config struct {
-	PrivateKey   *noise.PrivateKey // all-zero removes the key
+	PrivateKey *noise.PrivateKey // all-zero removes the key
+	// ReplacedPrivateKeys are private keys that earlier lines of the same
+	// transaction set and a later line replaced by PrivateKey, in order
+	// (UAPI only: wg never sends two). Each still removes the existing
+	// peer whose public key it has, as wireguard-go's line-by-line apply
+	// and the kernel's key change do; at most MaxReplacedPrivateKeys.
+	ReplacedPrivateKeys []noise.PrivateKey
 	ListenPort   *uint16           // 0 picks a random port
 	FwMark       *uint32           // 0 removes the mark
 	ReplacePeers bool              // remove every peer not named in Peers first
 	Peers        []PeerConfig
 }
 
-// PeerConfig changes one peer, identified by PublicKey.
+// MaxReplacedPrivateKeys bounds Config.ReplacedPrivateKeys: each costs a
+// scalar multiplication under the configuration lock.
+const MaxReplacedPrivateKeys = 64
+
+// PeerConfig changes one peer, identified by PublicKey. Its flags act
+// before its other fields.
 type PeerConfig struct {
-	PublicKey  noise.PublicKey
+	PublicKey noise.PublicKey
+	// Sequel marks an entry that continues the previous entry's peer
+	// section: a UAPI request gave replace_allowed_ips, remove or
+	// update_only after allowed_ip lines of the same section, which
+	// wireguard-go applies line by line (so the allowed IPs moved to the
+	// peer first are taken from their old owners). wg and wgctrl always
+	// send the flags first, so they never produce one.
+	Sequel     bool
 	Remove     bool // remove the peer; other fields are ignored
-	UpdateOnly bool // do not create the peer if it does not exist
+	UpdateOnly bool // do not create the peer; remove it if its section created it
 
 	PresharedKey        *noise.PresharedKey // all-zero removes it
 	Endpoint            *netip.AddrPort

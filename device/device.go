@@ -80,8 +80,13 @@ type Device struct {
 
 	// cfgMu serializes configuration transactions (Apply) and guards the
 	// fields below it. Lock order: cfgMu, then peersMu, then Peer.mu.
-	cfgMu      sync.Mutex
-	static     atomic.Pointer[noise.Static] // nil without a private key
+	cfgMu  sync.Mutex
+	static atomic.Pointer[noise.Static] // nil without a private key
+	// ownPriv and ownPub are the last private key set (zero, also when
+	// none was) and the public key wireguard-go gives it (zero before any
+	// key was set), for its rules on peers with the device's own key.
+	ownPriv    noise.PrivateKey
+	ownPub     noise.PublicKey
 	cookies    *noise.CookieChecker
 	listenPort uint16
 	fwmark     uint32

@@ -9,8 +9,10 @@ import "time"
 // what a request costs is its parsed peers and allowed IPs.
 type Limits struct {
 	// MaxLineBytes bounds one line including its newline. The longest
-	// valid line is far shorter (an endpoint with a zone, ~100 bytes);
-	// wireguard-go stops at 64 KiB.
+	// valid line is far shorter (an endpoint with a zone, ~100 bytes); the
+	// default is wireguard-go's bound (bufio.Scanner's 64 KiB buffer), so
+	// that a long line gets the errno wireguard-go gives it: EINVAL or
+	// EPROTO for a bad line up to the bound, EIO past it.
 	MaxLineBytes int
 	// MaxRequestBytes bounds one set request.
 	MaxRequestBytes int64
@@ -28,7 +30,7 @@ type Limits struct {
 
 // Default limits; a zero field in Limits means the default.
 const (
-	DefaultMaxLineBytes    = 4096
+	DefaultMaxLineBytes    = 64 << 10
 	DefaultMaxRequestBytes = 1 << 30
 	DefaultMaxPeers        = 2_000_000
 	DefaultMaxAllowedIPs   = 4_000_000

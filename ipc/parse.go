@@ -115,6 +115,12 @@ func (p *setParser) deviceLine(key, value []byte) *Error {
 		if !k.IsZero() {
 			k.Clamp()
 		}
+		if prev := p.cfg.PrivateKey; prev != nil {
+			if len(p.cfg.ReplacedPrivateKeys) == device.MaxReplacedPrivateKeys {
+				return lineErr(unix.EINVAL, p.lr.n, "%w: more than %d private_key lines", ErrInvalidValue, device.MaxReplacedPrivateKeys+1)
+			}
+			p.cfg.ReplacedPrivateKeys = append(p.cfg.ReplacedPrivateKeys, *prev)
+		}
 		p.cfg.PrivateKey = &k
 	case "listen_port":
 		n, err := strconv.ParseUint(string(value), 10, 16)
@@ -156,6 +162,19 @@ func (p *setParser) startPeer(value []byte) *Error {
 	return nil
 }
 
+// startSequel ends the current entry and continues its section in a new
+// one (device.PeerConfig.Sequel), for a flag that follows allowed_ip lines.
+func (p *setParser) startSequel() *Error {
+	if len(p.cfg.Peers) >= p.limits.MaxPeers {
+		return lineErr(unix.EMSGSIZE, p.lr.n, "%w: more than %d peer entries", ErrRequestTooLarge, p.limits.MaxPeers)
+	}
+	p.endPeer()
+	k := p.cfg.Peers[len(p.cfg.Peers)-1].PublicKey
+	p.cfg.Peers = append(p.cfg.Peers, device.PeerConfig{PublicKey: k, Sequel: true})
+	p.ipStart = len(p.ips)
+	return nil
+}
+
 // endPeer hands the current peer its allowed IPs.
 func (p *setParser) endPeer() {
 	if !p.inPeer || p.removed {
@@ -177,7 +196,7 @@ func (p *setParser) peerLine(key, value []byte) *Error {
 		if string(value) != "true" {
 			return p.invalid(key, value, nil)
 		}
-		p.flag(pc, string(key))
+		return p.flag(string(key))
 	case "preshared_key":
 		k, err := noise.ParsePresharedKeyHex(string(value))
 		if err != nil {
@@ -210,26 +229,33 @@ func (p *setParser) peerLine(key, value []byte) *Error {
 	return nil
 }
 
-// flag handles the three boolean peer keys. remove=true drops what the
-// section said so far, because wireguard-go removes the peer no matter what
-// was applied to it, and ignores the rest of the section. A later
-// replace_allowed_ips drops the allowed IPs listed before it, as
-// wireguard-go's does at that point of the request.
-func (p *setParser) flag(pc *device.PeerConfig, key string) {
+// flag handles the three boolean peer keys. wireguard-go applies a
+// request line by line, so a flag acts where it stands: after allowed_ip
+// lines of its entry it starts a sequel entry, and the allowed IPs before
+// it are still moved to the peer (taken from their old owners) before the
+// flag takes them away again. Anywhere else its place does not matter.
+// remove=true drops the rest of the entry, which wireguard-go would apply
+// to a peer it removes anyway, and the rest of the section is only checked.
+func (p *setParser) flag(key string) *Error {
 	if p.removed {
-		return
+		return nil
 	}
+	if len(p.ips) > p.ipStart {
+		if err := p.startSequel(); err != nil {
+			return err
+		}
+	}
+	pc := &p.cfg.Peers[len(p.cfg.Peers)-1]
 	switch key {
 	case "update_only":
 		pc.UpdateOnly = true
 	case "remove":
-		*pc = device.PeerConfig{PublicKey: pc.PublicKey, Remove: true}
+		*pc = device.PeerConfig{PublicKey: pc.PublicKey, Sequel: pc.Sequel, Remove: true}
 		p.removed = true
-		p.ips = p.ips[:p.ipStart]
 	case "replace_allowed_ips":
 		pc.ReplaceAllowedIPs = true
-		p.ips = p.ips[:p.ipStart]
 	}
+	return nil
 }
 
 func (p *setParser) allowedIP(value []byte) *Error {

@@ -62,11 +62,22 @@ func TestParseSetGolden(t *testing.T) {
 				{PublicKey: a, Endpoint: &ep4, AllowedIPs: []device.AllowedIPChange{pfx("10.0.0.0/24"), rm("fd00::/64")}},
 				{PublicKey: b, UpdateOnly: true, PresharedKey: &pskB, Endpoint: &ep6, PersistentKeepalive: ptr(uint16(25)), ProtocolVersion: 1},
 			}}},
-		{"remove drops the section", "public_key=" + hexA + "\nallowed_ip=10.0.0.0/8\nremove=true\nendpoint=198.18.0.1:1\nallowed_ip=10.1.0.0/16\n" +
+		{"remove drops the rest of the section", "public_key=" + hexA + "\nendpoint=198.18.0.1:1\nremove=true\nendpoint=198.18.0.1:1\nallowed_ip=10.1.0.0/16\n" +
 			"public_key=" + hexB + "\nallowed_ip=10.2.0.0/16\n\n",
 			&device.Config{Peers: []device.PeerConfig{{PublicKey: a, Remove: true}, {PublicKey: b, AllowedIPs: []device.AllowedIPChange{pfx("10.2.0.0/16")}}}}},
-		{"replace_allowed_ips drops earlier ones", "public_key=" + hexA + "\nallowed_ip=10.0.0.0/8\nreplace_allowed_ips=true\nallowed_ip=10.1.0.0/16\n\n",
-			&device.Config{Peers: []device.PeerConfig{{PublicKey: a, ReplaceAllowedIPs: true, AllowedIPs: []device.AllowedIPChange{pfx("10.1.0.0/16")}}}}},
+		// After allowed_ip lines a flag starts a sequel entry: the allowed
+		// IPs before it still move to the peer first, as wireguard-go
+		// applies them line by line.
+		{"remove after allowed IPs is a sequel", "public_key=" + hexA + "\nallowed_ip=10.0.0.0/8\nremove=true\nendpoint=198.18.0.1:1\nallowed_ip=10.1.0.0/16\n" +
+			"public_key=" + hexB + "\nallowed_ip=10.2.0.0/16\n\n",
+			&device.Config{Peers: []device.PeerConfig{{PublicKey: a, AllowedIPs: []device.AllowedIPChange{pfx("10.0.0.0/8")}},
+				{PublicKey: a, Sequel: true, Remove: true}, {PublicKey: b, AllowedIPs: []device.AllowedIPChange{pfx("10.2.0.0/16")}}}}},
+		{"replace_allowed_ips after allowed IPs is a sequel", "public_key=" + hexA + "\nallowed_ip=10.0.0.0/8\nreplace_allowed_ips=true\nallowed_ip=10.1.0.0/16\n\n",
+			&device.Config{Peers: []device.PeerConfig{{PublicKey: a, AllowedIPs: []device.AllowedIPChange{pfx("10.0.0.0/8")}},
+				{PublicKey: a, Sequel: true, ReplaceAllowedIPs: true, AllowedIPs: []device.AllowedIPChange{pfx("10.1.0.0/16")}}}}},
+		{"replace_allowed_ips after other lines is not", "public_key=" + hexA + "\nendpoint=198.18.0.1:1\nreplace_allowed_ips=true\nallowed_ip=10.1.0.0/16\n\n",
+			&device.Config{Peers: []device.PeerConfig{{PublicKey: a, Endpoint: ptr(netip.MustParseAddrPort("198.18.0.1:1")), ReplaceAllowedIPs: true,
+				AllowedIPs: []device.AllowedIPChange{pfx("10.1.0.0/16")}}}}},
 		{"value with equals", "public_key=" + hexA + "\nprotocol_version=1\n\n",
 			&device.Config{Peers: []device.PeerConfig{{PublicKey: a, ProtocolVersion: 1}}}},
 	}
@@ -171,7 +182,9 @@ func TestParseSetLimits(t *testing.T) {
 		is    error
 		fatal bool
 	}{
-		{"long line", "listen_port=" + strings.Repeat("1", 5000) + "\n\n", Limits{}, unix.EIO, ErrLineTooLong, false},
+		{"long line", "listen_port=" + strings.Repeat("1", 70000) + "\n\n", Limits{}, unix.EIO, ErrLineTooLong, false},
+		// Up to wireguard-go's 64 KiB a long line is judged by its content.
+		{"long but within the bound", "listen_port=" + strings.Repeat("1", 5000) + "\n\n", Limits{}, unix.EINVAL, ErrInvalidValue, false},
 		{"long line beyond reader buffer", "x=" + strings.Repeat("1", 1<<20) + "\n\n", Limits{MaxLineBytes: 8192}, unix.EIO, ErrLineTooLong, false},
 		{"request bytes", peers(10), Limits{MaxRequestBytes: 500}, unix.EMSGSIZE, ErrRequestTooLarge, true},
 		{"request bytes while draining", "bogus=1\n" + strings.Repeat("y=1\n", 1000) + "\n", Limits{MaxRequestBytes: 2000}, unix.EMSGSIZE, ErrRequestTooLarge, true},

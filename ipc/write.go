@@ -198,6 +198,9 @@ func appendPeerInfo(b []byte, pi *device.PeerInfo) []byte {
 // ("-" prefixed for removal). ParseSet reads it back to an equal Config.
 func WriteSet(w io.Writer, cfg *device.Config) error {
 	var b []byte
+	for _, k := range cfg.ReplacedPrivateKeys {
+		b = appendKey(b, "private_key", k)
+	}
 	if cfg.PrivateKey != nil {
 		b = appendKey(b, "private_key", *cfg.PrivateKey)
 	}
@@ -225,12 +228,19 @@ func WriteSet(w io.Writer, cfg *device.Config) error {
 }
 
 func appendPeerConfig(b []byte, pc *device.PeerConfig) []byte {
-	b = appendKey(b, "public_key", pc.PublicKey)
+	if !pc.Sequel {
+		b = appendKey(b, "public_key", pc.PublicKey)
+	}
 	if pc.Remove {
 		return append(b, "remove=true\n"...)
 	}
 	if pc.UpdateOnly {
 		b = append(b, "update_only=true\n"...)
+	}
+	if pc.Sequel && pc.ReplaceAllowedIPs {
+		// A sequel's flags come first, right after the allowed IPs of the
+		// entry before, which is what makes ParseSet start it again.
+		b = append(b, "replace_allowed_ips=true\n"...)
 	}
 	if pc.PresharedKey != nil {
 		b = appendKey(b, "preshared_key", *pc.PresharedKey)
@@ -243,7 +253,7 @@ func appendPeerConfig(b []byte, pc *device.PeerConfig) []byte {
 	if pc.PersistentKeepalive != nil {
 		b = appendUint(b, "persistent_keepalive_interval", uint64(*pc.PersistentKeepalive))
 	}
-	if pc.ReplaceAllowedIPs {
+	if pc.ReplaceAllowedIPs && !pc.Sequel {
 		b = append(b, "replace_allowed_ips=true\n"...)
 	}
 	for _, a := range pc.AllowedIPs {
