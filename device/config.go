@@ -19,10 +19,10 @@ type Config struct {
 	// peer whose public key it has, as wireguard-go's line-by-line apply
 	// and the kernel's key change do; at most MaxReplacedPrivateKeys.
 	ReplacedPrivateKeys []noise.PrivateKey
-	ListenPort   *uint16           // 0 picks a random port
-	FwMark       *uint32           // 0 removes the mark
-	ReplacePeers bool              // remove every peer not named in Peers first
-	Peers        []PeerConfig
+	ListenPort          *uint16 // 0 picks a random port
+	FwMark              *uint32 // 0 removes the mark
+	ReplacePeers        bool    // remove every peer not named in Peers first
+	Peers               []PeerConfig
 }
 
 // MaxReplacedPrivateKeys bounds Config.ReplacedPrivateKeys: each costs a
