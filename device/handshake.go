@@ -230,6 +230,9 @@ func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.End
 	if err := p.hs.ConsumeInitiation(res, now); err != nil {
 		return nil, err
 	}
+	// An authenticated handshake message counts as received traffic, as in
+	// the kernel and wireguard-go (rx_bytes).
+	p.rxBytes.Add(noise.InitiationSize)
 	p.endpoint = ep
 	if p.handshakeIndex != 0 {
 		d.indices.remove(p.handshakeIndex)
@@ -280,6 +283,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 		d.countHandshakeError(err)
 		return
 	}
+	p.rxBytes.Add(noise.ResponseSize)
 	nk, err := p.hs.DeriveKeypair(now)
 	if err != nil {
 		p.mu.Unlock()

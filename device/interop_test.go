@@ -127,6 +127,49 @@ func testInteropWeInitiate(t *testing.T, noUDPOffload bool) {
 			t.Fatalf("we got %x, want %x", got, back)
 		}
 	}
+	// Nothing is lost on loopback, so each side's tx_bytes is the other's
+	// rx_bytes: both count the same messages (handshakes included) the
+	// same way.
+	waitFor(t, "transfer counters to agree", func() bool {
+		ourTx, ourRx := ourTransfer(t, n, g.pub)
+		theirTx, theirRx := wgGoTransfer(t, g, n.pub)
+		return ourTx == theirRx && ourRx == theirTx && ourTx > 0 && ourRx > 0
+	})
+}
+
+// ourTransfer returns tx and rx bytes of our peer pub.
+func ourTransfer(t *testing.T, n *testNode, pub noise.PublicKey) (tx, rx uint64) {
+	t.Helper()
+	if err := n.dev.Visit(func(Info) {}, func(p *PeerInfo) {
+		if p.PublicKey == pub {
+			tx, rx = p.TxBytes, p.RxBytes
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return tx, rx
+}
+
+// wgGoTransfer returns wireguard-go's tx and rx bytes for its peer pub.
+func wgGoTransfer(t *testing.T, g *wgGo, pub noise.PublicKey) (tx, rx uint64) {
+	t.Helper()
+	get, err := g.dev.IpcGet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := false
+	for line := range strings.Lines(get) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch {
+		case k == "public_key":
+			in = v == pub.Hex()
+		case in && k == "tx_bytes":
+			tx, _ = strconv.ParseUint(v, 10, 64)
+		case in && k == "rx_bytes":
+			rx, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return tx, rx
 }
 
 // TestInteropBursts sends bursts both ways, so that batches leave as UDP
