@@ -36,6 +36,12 @@ type Interface struct {
 	ListenPort uint16
 	// FwMark marks outgoing packets; 0 (written "off" or 0) means no mark.
 	FwMark uint32
+	// ZeroPrivateKey, ZeroListenPort and ZeroFwMark say the file gave the
+	// key with a zero value (the all-zero key, 0, off), which an absent key
+	// and a zero field cannot tell: `wg addconf` sends such a value
+	// (removing the device's key or mark, or moving it to a random port),
+	// where an absent key leaves the device's value alone.
+	ZeroPrivateKey, ZeroListenPort, ZeroFwMark bool
 
 	// Addresses are assigned to the interface. Host bits are kept: they are
 	// the interface's own address within the prefix.
@@ -73,6 +79,10 @@ type Peer struct {
 	Endpoint Endpoint
 	// PersistentKeepalive is the keepalive interval in seconds; 0 is off.
 	PersistentKeepalive uint16
+	// ZeroKeepalive says the file gave PersistentKeepalive as 0 or off: wg
+	// then sends it, which turns an existing peer's keepalive off under
+	// addconf.
+	ZeroKeepalive bool
 }
 
 // Endpoint is a peer address as written in a configuration file: an IP
@@ -124,10 +134,10 @@ func (p *Peer) MaskedAllowedIPs() []netip.Prefix {
 // (Address, DNS, MTU, Table, the hooks, SaveConfig): what remains is what
 // `wg setconf` accepts, as `wg-quick strip` produces it.
 func Strip(c *Config) *Config {
+	ci := &c.Interface
 	out := &Config{Interface: Interface{
-		PrivateKey: c.Interface.PrivateKey,
-		ListenPort: c.Interface.ListenPort,
-		FwMark:     c.Interface.FwMark,
+		PrivateKey: ci.PrivateKey, ListenPort: ci.ListenPort, FwMark: ci.FwMark,
+		ZeroPrivateKey: ci.ZeroPrivateKey, ZeroListenPort: ci.ZeroListenPort, ZeroFwMark: ci.ZeroFwMark,
 	}}
 	if c.Peers != nil {
 		out.Peers = make([]Peer, len(c.Peers))

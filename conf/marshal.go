@@ -27,14 +27,17 @@ func (c *Config) Marshal() []byte {
 
 func writeInterface(b *strings.Builder, ifc *Interface) {
 	b.WriteString("[Interface]\n")
-	if !ifc.PrivateKey.IsZero() {
+	if !ifc.PrivateKey.IsZero() || ifc.ZeroPrivateKey {
 		writeKey(b, keyPrivateKey, ifc.PrivateKey.String())
 	}
-	if ifc.ListenPort != 0 {
+	if ifc.ListenPort != 0 || ifc.ZeroListenPort {
 		writeKey(b, keyListenPort, strconv.Itoa(int(ifc.ListenPort)))
 	}
-	if ifc.FwMark != 0 {
+	switch {
+	case ifc.FwMark != 0:
 		writeKey(b, keyFwMark, "0x"+strconv.FormatUint(uint64(ifc.FwMark), 16))
+	case ifc.ZeroFwMark:
+		writeKey(b, keyFwMark, "off")
 	}
 	if len(ifc.Addresses) > 0 {
 		writeKey(b, keyAddress, joinPrefixes(ifc.Addresses))
@@ -75,8 +78,11 @@ func writePeer(b *strings.Builder, p *Peer) {
 	if !p.Endpoint.IsZero() {
 		writeKey(b, keyEndpoint, p.Endpoint.String())
 	}
-	if p.PersistentKeepalive != 0 {
+	switch {
+	case p.PersistentKeepalive != 0:
 		writeKey(b, keyPersistentKeepalive, strconv.Itoa(int(p.PersistentKeepalive)))
+	case p.ZeroKeepalive:
+		writeKey(b, keyPersistentKeepalive, "off")
 	}
 }
 

@@ -30,6 +30,7 @@ PersistentKeepalive = 25
 [Peer]
 PublicKey = ` + testPub2 + `
 Endpoint = [fd00::9]:51821
+PersistentKeepalive = off
 
 [Peer]
 PublicKey = ` + testPub3 + `
@@ -52,6 +53,7 @@ PersistentKeepalive = 25
 [Peer]
 PublicKey = ` + testPub2 + `
 Endpoint = [fd00::9]:51821
+PersistentKeepalive = off
 
 [Peer]
 PublicKey = ` + testPub3 + `

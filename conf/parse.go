@@ -219,10 +219,13 @@ func (p *parser) interfaceValue(name, v string) *ParseError {
 	switch name {
 	case keyPrivateKey:
 		ifc.PrivateKey, err = parseSecretKey(noise.ParsePrivateKey, v)
+		ifc.ZeroPrivateKey = err == nil && ifc.PrivateKey.IsZero()
 	case keyListenPort:
 		ifc.ListenPort, err = parsePort(v, 0)
+		ifc.ZeroListenPort = err == nil && ifc.ListenPort == 0
 	case keyFwMark:
 		ifc.FwMark, err = parseFwMark(v)
+		ifc.ZeroFwMark = err == nil && ifc.FwMark == 0
 	}
 	return err
 }
@@ -246,6 +249,7 @@ func (p *parser) peerValue(name, v string) *ParseError {
 		peer.Endpoint, err = parseEndpoint(v)
 	case keyPersistentKeepalive:
 		peer.PersistentKeepalive, err = parseKeepalive(v)
+		peer.ZeroKeepalive = err == nil && peer.PersistentKeepalive == 0
 	}
 	return err
 }

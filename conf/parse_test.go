@@ -118,8 +118,9 @@ func fullConfig(t testing.TB) *Config {
 			Endpoint:            Endpoint{Host: "198.18.0.9", Port: 51820},
 			PersistentKeepalive: 25,
 		}, {
-			PublicKey: mustPub(t, testPub2),
-			Endpoint:  Endpoint{Host: "fd00::9", Port: 51821},
+			PublicKey:     mustPub(t, testPub2),
+			Endpoint:      Endpoint{Host: "fd00::9", Port: 51821},
+			ZeroKeepalive: true, // "PersistentKeepalive = off"
 		}, {
 			PublicKey:  mustPub(t, testPub3),
 			Endpoint:   Endpoint{Host: "vpn.example.com", Port: 443},

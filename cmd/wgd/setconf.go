@@ -102,18 +102,18 @@ func quickOnlyLine(c *conf.Config) string {
 // confToDevice builds the transaction wg sends for a file. With replace
 // (setconf, syncconf) the device keys are always sent, zero meaning "remove"
 // or "random port", and every peer not in the file goes; without it
-// (addconf) only what the file sets is sent. Each [Peer] replaces its
-// allowed IPs. Endpoint host names are resolved here.
+// (addconf) only what the file gives is sent, zero values included. Each
+// [Peer] replaces its allowed IPs. Endpoint host names are resolved here.
 func confToDevice(e *wgEnv, c *conf.Config, replace bool) (*device.Config, error) {
 	cfg := &device.Config{ReplacePeers: replace}
 	ifc := c.Interface
-	if replace || !ifc.PrivateKey.IsZero() {
+	if replace || ifc.ZeroPrivateKey || !ifc.PrivateKey.IsZero() {
 		cfg.PrivateKey = &ifc.PrivateKey
 	}
-	if replace || ifc.ListenPort != 0 {
+	if replace || ifc.ZeroListenPort || ifc.ListenPort != 0 {
 		cfg.ListenPort = &ifc.ListenPort
 	}
-	if replace || ifc.FwMark != 0 {
+	if replace || ifc.ZeroFwMark || ifc.FwMark != 0 {
 		cfg.FwMark = &ifc.FwMark
 	}
 	cfg.Peers = make([]device.PeerConfig, 0, len(c.Peers))
@@ -127,16 +127,16 @@ func confToDevice(e *wgEnv, c *conf.Config, replace bool) (*device.Config, error
 	return cfg, nil
 }
 
-// peerToDevice converts one [Peer]. conf cannot tell "PersistentKeepalive
-// = 0" from an absent key, so 0 is sent as "not set", which only matters to
-// addconf on an existing peer.
+// peerToDevice converts one [Peer]. A PersistentKeepalive the file gives is
+// sent even when it is 0 or off, as wg does, so that addconf turns an
+// existing peer's keepalive off.
 func peerToDevice(e *wgEnv, p *conf.Peer) (device.PeerConfig, error) {
 	pc := device.PeerConfig{PublicKey: p.PublicKey, ReplaceAllowedIPs: true}
 	if !p.PresharedKey.IsZero() {
 		psk := p.PresharedKey
 		pc.PresharedKey = &psk
 	}
-	if p.PersistentKeepalive != 0 {
+	if p.PersistentKeepalive != 0 || p.ZeroKeepalive {
 		ka := p.PersistentKeepalive
 		pc.PersistentKeepalive = &ka
 	}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// confGen writes random wg(8)-style configuration files: mostly valid,
+// with the variations wg's parser allows (key case, spaces, comments,
+// CRLF, repeated keys, lists) and values it may refuse. Endpoints are only
+// numeric or malformed without a host name, so that neither wg nor wgd
+// ever asks a resolver.
+type confGen struct {
+	r    *rand.Rand
+	keys []string // base64 keys
+}
+
+func (g *confGen) pick(vals ...string) string { return vals[g.r.IntN(len(vals))] }
+func (g *confGen) bad() bool                  { return g.r.IntN(10) == 0 }
+func (g *confGen) key() string {
+	if g.bad() {
+		return g.pick("", "abc", strings.Repeat("A", 43), strings.Repeat("A", 43)+"==", g.keys[0][:40], g.keys[0]+"x")
+	}
+	return g.keys[g.r.IntN(len(g.keys))]
+}
+
+// name writes a key name in one of the spellings wg accepts (it compares
+// names without regard to case) or, rarely, a wrong one.
+func (g *confGen) name(n string) string {
+	switch g.r.IntN(12) {
+	case 0:
+		return strings.ToLower(n)
+	case 1:
+		return strings.ToUpper(n)
+	case 2:
+		if g.bad() {
+			return n + "s"
+		}
+	}
+	return n
+}
+
+func (g *confGen) line(k, v string) string {
+	sep := g.pick("=", " = ", "= ", " =", "\t=\t")
+	return g.name(k) + sep + v
+}
+
+func (g *confGen) ips() string {
+	n := 1 + g.r.IntN(3)
+	var out []string
+	for range n {
+		switch {
+		case g.bad():
+			out = append(out, g.pick("198.18.0.0/33", "fd00::/129", "x", "198.18.0.1/-1", "198.18.0.0/", "/24", "198.18.0.0/24/1"))
+		case g.r.IntN(3) == 0:
+			out = append(out, fmt.Sprintf("fd00::%x/%d", g.r.IntN(16), 64+g.r.IntN(65)))
+		default:
+			out = append(out, fmt.Sprintf("198.18.%d.%d/%d", g.r.IntN(4), g.r.IntN(256), 16+g.r.IntN(17)))
+		}
+	}
+	return strings.Join(out, g.pick(",", ", ", " ,"))
+}
+
+func (g *confGen) endpoint() string {
+	if g.bad() {
+		return g.pick("198.18.0.1", "198.18.0.1:", "198.18.0.1:65536", "[fd00::1", "[fd00::1]", "fd00::1:51820", ":51820", "[]:1", "198.18.0.1:-1")
+	}
+	return g.pick("198.18.0.1:51820", "198.18.0.2:1", "[fd00::1]:51820", "[fd00::2]:65535", "198.18.0.3:0")
+}
+
+func (g *confGen) interfaceSection() []string {
+	lines := []string{g.pick("[Interface]", "[Interface]", "[interface]", "[INTERFACE]")}
+	for range g.r.IntN(4) {
+		switch g.r.IntN(6) {
+		case 0, 1:
+			lines = append(lines, g.line("PrivateKey", g.key()))
+		case 2:
+			lines = append(lines, g.line("ListenPort", g.pick("0", "51820", "1", "65535", "65536", "-1", "x", "")))
+		case 3:
+			lines = append(lines, g.line("FwMark", g.pick("0", "off", "0x10", "1234", "4294967295", "4294967296", "x", "")))
+		case 4:
+			lines = append(lines, g.pick("# a comment", "", "   ", "; not a comment"))
+		default:
+			if g.bad() {
+				lines = append(lines, g.line(g.pick("Address", "DNS", "MTU", "Table", "PreUp", "SaveConfig", "Bogus"), "1"))
+			}
+		}
+	}
+	return lines
+}
+
+func (g *confGen) peerSection() []string {
+	lines := []string{g.pick("[Peer]", "[Peer]", "[peer]")}
+	if !g.bad() {
+		lines = append(lines, g.line("PublicKey", g.key()))
+	}
+	for range g.r.IntN(5) {
+		switch g.r.IntN(7) {
+		case 0, 1:
+			lines = append(lines, g.line("AllowedIPs", g.ips()))
+		case 2:
+			lines = append(lines, g.line("Endpoint", g.endpoint()))
+		case 3:
+			lines = append(lines, g.line("PersistentKeepalive", g.pick("0", "25", "off", "65535", "65536", "x", "")))
+		case 4:
+			lines = append(lines, g.line("PresharedKey", g.key()))
+		case 5:
+			lines = append(lines, g.pick("# peer comment", "", "PublicKey = "+g.key()))
+		default:
+			if g.bad() {
+				lines = append(lines, g.pick("[Bogus]", "AllowedIPs", "= 1", "Endpoint = 198.18.0.1:1 # trailing"))
+			}
+		}
+	}
+	return lines
+}
+
+func (g *confGen) file() string {
+	var lines []string
+	if g.r.IntN(8) != 0 {
+		lines = append(lines, g.interfaceSection()...)
+	}
+	for range g.r.IntN(4) {
+		lines = append(lines, g.peerSection()...)
+	}
+	eol := "\n"
+	if g.r.IntN(10) == 0 {
+		eol = "\r\n"
+	}
+	return strings.Join(lines, eol) + eol
+}
+
+// documentedRefusals are wgd's refusals of files that wg accepts, each a
+// difference that docs/configuration.md names: two peers with one public
+// key, an endpoint port 0, a ListenPort above 65535 (wg wraps it).
+var documentedRefusals = []string{"is already the key of the peer at line", "has an invalid port (1-65535)", "is not a port number (0-65535)"}
+
+// TestE2ESetconfRandomMatchesWg runs random configuration files through the
+// real `wg setconf` (or addconf, every third file) and wgd's against the
+// same (fake) interface:
+// both must accept or both refuse (but for the documented refusals), and
+// when they accept they must send the same UAPI transaction. wgd's error
+// messages are its own (they name the file, line and key), so only the
+// outcome is compared.
+func TestE2ESetconfRandomMatchesWg(t *testing.T) {
+	needRootAndWg(t)
+	name := fmt.Sprintf("wgdr%d", os.Getpid()%100000)
+	d := sampleState(t, name, time.Now())
+	srv := startFakeUAPI(t, d)
+	fb := &fakeBackend{names: []string{name}, devs: map[string]deviceState{name: d}}
+	g := &confGen{r: rand.New(rand.NewPCG(5, 6))}
+	for i := range 4 {
+		g.keys = append(g.keys, testKey(t, byte(40+i)).String())
+	}
+	dir := t.TempDir()
+	env := []string{"WG_ENDPOINT_RESOLUTION_RETRIES=0"}
+	const files = 300
+	var accepted, diverged, refusedOnPurpose int
+	for i := range files {
+		text := g.file()
+		path := filepath.Join(dir, fmt.Sprintf("c%d.conf", i))
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mode := modeSet
+		if i%3 == 2 {
+			mode = modeAdd
+		}
+		_, werr, wrc := runWg(t, env, confModeNames[mode], name, path)
+		srv.mu.Lock()
+		var wset string
+		if len(srv.sets) > 0 {
+			wset = srv.sets[len(srv.sets)-1]
+		}
+		srv.sets = nil
+		srv.mu.Unlock()
+		e, _, errb := newTestEnv(fb, time.Now())
+		e.Getenv = envLookup(env)
+		fb.sets = nil
+		rc := runSetconf(e, mode, []string{name, path})
+		var got string
+		if len(fb.sets) == 1 {
+			got = uapiSetText(fb.sets[0])
+		}
+		documented := false
+		for _, d := range documentedRefusals {
+			documented = documented || (wrc == 0 && rc != 0 && strings.Contains(errb.String(), d))
+		}
+		if documented {
+			refusedOnPurpose++
+			continue
+		}
+		if (rc == 0) != (wrc == 0) || got != wset {
+			diverged++
+			if diverged <= 8 {
+				t.Errorf("%s file %d:\n%s\nwg  rc %d %q\n    %q\nwgd rc %d %q\n    %q", confModeNames[mode], i, text, wrc, werr, wset, rc, errb, got)
+			}
+		}
+		if wrc == 0 {
+			accepted++
+		}
+	}
+	t.Logf("%d files: %d accepted by wg, %d refused by wgd on purpose, %d diverged", files, accepted, refusedOnPurpose, diverged)
+	if accepted < files/5 || accepted > files*4/5 {
+		t.Errorf("generator out of balance: wg accepted %d of %d", accepted, files)
+	}
+}
