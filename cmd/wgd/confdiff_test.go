@@ -210,3 +210,133 @@ func TestE2ESetconfRandomMatchesWg(t *testing.T) {
 		t.Errorf("generator out of balance: wg accepted %d of %d", accepted, files)
 	}
 }
+
+// setArgs writes a random `wg set` command line (after the interface
+// name): mostly well-formed, with some wrong words, values and files.
+func (g *confGen) setArgs(files map[string]string) []string {
+	var args []string
+	file := func() string {
+		return files[g.pick("key", "key", "zero", "bad", "missing", "null", "psk")]
+	}
+	for range g.r.IntN(4) {
+		switch g.r.IntN(5) {
+		case 0:
+			args = append(args, "listen-port", g.pick("0", "51820", "65535", "65536", "x", "-1"))
+		case 1:
+			args = append(args, "fwmark", g.pick("0", "off", "0x10", "1234", "0xffffffff", "0x100000000", "x", ""))
+		case 2:
+			args = append(args, "private-key", file())
+		default:
+			args = append(args, "peer", g.key())
+			for range g.r.IntN(4) {
+				switch g.r.IntN(7) {
+				case 0:
+					args = append(args, "remove")
+				case 1:
+					args = append(args, "preshared-key", file())
+				case 2:
+					args = append(args, "endpoint", g.endpoint())
+				case 3:
+					args = append(args, "persistent-keepalive", g.pick("0", "off", "25", "65535", "65536", "x"))
+				case 4:
+					if g.bad() {
+						args = append(args, g.pick("allowed-ips", "bogus", "peer"))
+					} else {
+						args = append(args, "allowed-ips", g.pick(g.ips(), "", "+"+g.ips(), "-"+g.ips()))
+					}
+				default:
+					args = append(args, "allowed-ips", g.ips())
+				}
+			}
+		}
+	}
+	if g.r.IntN(15) == 0 {
+		args = append(args, g.pick("bogus", "peer", "listen-port"))
+	}
+	return args
+}
+
+// newerSetSyntax reports whether args use what wgd takes beyond wg
+// 1.0.20210914 (docs/usage.md): +/- allowed-ips entries, which newer
+// wireguard-tools added, or a port above 65535, which wg wraps and wgd
+// refuses.
+func newerSetSyntax(args []string) bool {
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "allowed-ips":
+			for _, e := range strings.Split(stripSpace(args[i+1]), ",") {
+				if strings.HasPrefix(e, "+") || strings.HasPrefix(e, "-") {
+					return true
+				}
+			}
+		case "listen-port":
+			if args[i+1] == "65536" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestE2ESetRandomMatchesWg runs random `wg set` command lines through the
+// real wg and `wgd set` against the same (fake) interface: the exit code,
+// the messages and the UAPI transaction must be the same, except for the
+// documented differences (newerSetSyntax), which are only counted.
+func TestE2ESetRandomMatchesWg(t *testing.T) {
+	needRootAndWg(t)
+	name := fmt.Sprintf("wgds%d", os.Getpid()%100000)
+	d := sampleState(t, name, time.Now())
+	srv := startFakeUAPI(t, d)
+	fb := &fakeBackend{names: []string{name}, devs: map[string]deviceState{name: d}}
+	g := &confGen{r: rand.New(rand.NewPCG(15, 16))}
+	for i := range 4 {
+		g.keys = append(g.keys, testKey(t, byte(60+i)).String())
+	}
+	dir := t.TempDir()
+	files := map[string]string{"missing": filepath.Join(dir, "missing"), "null": "/dev/null"}
+	for k, v := range map[string]string{"key": g.keys[0] + "\n", "zero": strings.Repeat("A", 43) + "=\n", "bad": "not a key\n", "psk": g.keys[1]} {
+		files[k] = filepath.Join(dir, k)
+		if err := os.WriteFile(files[k], []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"WG_ENDPOINT_RESOLUTION_RETRIES=0"}
+	const runs = 300
+	var accepted, diverged, newer int
+	for range runs {
+		args := g.setArgs(files)
+		_, werr, wrc := runWg(t, env, append([]string{"set", name}, args...)...)
+		srv.mu.Lock()
+		var wset string
+		if len(srv.sets) > 0 {
+			wset = srv.sets[len(srv.sets)-1]
+		}
+		srv.sets = nil
+		srv.mu.Unlock()
+		e, _, errb := newTestEnv(fb, time.Now())
+		e.Getenv = envLookup(env)
+		fb.sets = nil
+		rc := runSet(e, append([]string{name}, args...))
+		var got string
+		if len(fb.sets) == 1 {
+			got = uapiSetText(fb.sets[0])
+		}
+		if newerSetSyntax(args) {
+			newer++
+			continue
+		}
+		if rc != wrc || got != wset || errb.String() != werr {
+			diverged++
+			if diverged <= 8 {
+				t.Errorf("set %q:\nwg  rc %d %q\n    %q\nwgd rc %d %q\n    %q", args, wrc, werr, wset, rc, errb, got)
+			}
+		}
+		if wrc == 0 {
+			accepted++
+		}
+	}
+	t.Logf("%d command lines: %d accepted by wg, %d with newer syntax (not compared), %d diverged", runs, accepted, newer, diverged)
+	if accepted < runs/5 || accepted > runs*4/5 {
+		t.Errorf("generator out of balance: wg accepted %d of %d", accepted, runs)
+	}
+}

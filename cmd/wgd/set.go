@@ -293,6 +293,9 @@ func parseAllowedIPs(stderr io.Writer, p *device.PeerConfig, v string) error {
 			fmt.Fprint(stderr, msg)
 			return errSetArgs
 		}
+		if pfx != pfx.Masked() {
+			fmt.Fprintf(stderr, "Warning: AllowedIP has nonzero host part: %s\n", entry)
+		}
 		ch.Prefix = pfx
 		p.AllowedIPs = append(p.AllowedIPs, ch)
 	}

@@ -116,6 +116,7 @@ func confToDevice(e *wgEnv, c *conf.Config, replace bool) (*device.Config, error
 	if replace || ifc.ZeroFwMark || ifc.FwMark != 0 {
 		cfg.FwMark = &ifc.FwMark
 	}
+	warnHostBits(e, c.Peers)
 	cfg.Peers = make([]device.PeerConfig, 0, len(c.Peers))
 	for i := range c.Peers {
 		p, err := peerToDevice(e, &c.Peers[i])
@@ -155,6 +156,19 @@ func peerToDevice(e *wgEnv, p *conf.Peer) (device.PeerConfig, error) {
 		pc.AllowedIPs[i] = device.AllowedIPChange{Prefix: a}
 	}
 	return pc, nil
+}
+
+// warnHostBits prints wg's warning for every allowed IP with bits set past
+// its prefix length (the device masks them), as wg does while it reads a
+// file and wg-quick shows during up.
+func warnHostBits(e *wgEnv, peers []conf.Peer) {
+	for i := range peers {
+		for _, a := range peers[i].AllowedIPs {
+			if a != a.Masked() {
+				fmt.Fprintf(e.Stderr, "Warning: AllowedIP has nonzero host part: %s\n", a)
+			}
+		}
+	}
 }
 
 // syncDiff turns a setconf transaction into wg's syncconf: instead of
