@@ -23,11 +23,14 @@ import (
 
 // The differential test: random set transactions go to a real wgd device
 // (through ParseSet and Apply, as the server runs them) and to a
-// wireguard-go device (IpcSet) in the same state. Both must accept or both
+// wireguard-go device (IpcSetOperation) in the same state. Both must accept or both
 // refuse, with the same errno, and after an accepted one both must answer
 // get with the same configuration. wireguard-go applies the lines before a
 // bad one, where wgd applies nothing, so after a refusal wireguard-go is put
-// back into wgd's state. Neither device is brought up: nothing is sent.
+// back into wgd's state. The wireguard-go device is never brought up, so
+// it sends nothing; the wgd device runs, and the handshakes and keepalives
+// it sends go only to UDP sinks the test holds on loopback (the random
+// test) or nowhere, because it has no private key (the fuzz target).
 
 // diffKeys is a pool of keys the generator draws from, so that transactions
 // touch the same peers again; key 0 doubles as the private key of the
