@@ -83,24 +83,14 @@ func (g *diffGen) deviceLine() string {
 	case 0, 1:
 		return "private_key=" + g.hexKey()
 	case 2:
-		if g.bad() {
-			return "replace_peers=" + g.pick("false", "", "1", "TRUE")
-		}
-		return "replace_peers=true"
+		return "replace_peers=" + g.pickBad(g.bad(), "true", "false", "", "1", "TRUE")
 	case 3:
-		// Only port 0 (and bad values): a real port could be taken on
-		// this host, and wireguard-go's device is down, so it binds none.
-		if g.bad() {
-			return "listen_port=" + g.pick("65536", "-1", "x", "", " 1")
-		}
-		return "listen_port=0"
+		// Only port 0 (and bad values): a real port could be taken on this
+		// host, and the two devices of this process would fight over it.
+		return "listen_port=" + g.pickBad(g.bad(), "0", "65536", "-1", "x", "", " 1")
 	case 4:
-		// fwmark 0 or bad values only: a non-zero mark needs root here
-		// and costs wireguard-go's down device nothing.
-		if g.bad() {
-			return "fwmark=" + g.pick("4294967296", "0x10", "-1", "")
-		}
-		return "fwmark=0"
+		// fwmark 0 or bad values only: a non-zero mark needs root here.
+		return "fwmark=" + g.pickBad(g.bad(), "0", "4294967296", "0x10", "-1", "")
 	case 5:
 		if g.bad() {
 			return g.pick("bogus=1", "no equals sign", "=", "public_key_extra=1", "get=1")

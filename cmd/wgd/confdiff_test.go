@@ -135,6 +135,42 @@ func (g *confGen) file() string {
 	return strings.Join(lines, eol) + eol
 }
 
+// randomWgFixture is what the randomized comparisons share: a fake UAPI
+// interface for the real wg, the same state for wgd, a generator with four
+// keys, and an environment in which neither retries name resolution.
+type randomWgFixture struct {
+	name string
+	srv  *fakeUAPI
+	fb   *fakeBackend
+	g    *confGen
+	env  []string
+}
+
+func newRandomWgFixture(t *testing.T, prefix string, seed uint64, keySeed byte) *randomWgFixture {
+	needRootAndWg(t)
+	name := fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	d := sampleState(t, name, time.Now())
+	f := &randomWgFixture{
+		name: name, srv: startFakeUAPI(t, d),
+		fb:  &fakeBackend{names: []string{name}, devs: map[string]deviceState{name: d}},
+		g:   &confGen{r: rand.New(rand.NewPCG(seed, seed+1))},
+		env: []string{"WG_ENDPOINT_RESOLUTION_RETRIES=0"},
+	}
+	for i := range 4 {
+		f.g.keys = append(f.g.keys, testKey(t, keySeed+byte(i)).String())
+	}
+	return f
+}
+
+// compare runs args through the real wg and run through wgd and returns
+// both outcomes: exit code, stderr, UAPI set request.
+func (f *randomWgFixture) compare(t *testing.T, args []string, run func(*wgEnv) int) (wrc int, werr, wset string, rc int, errb, set string) {
+	_, werr, wrc = runWg(t, f.env, args...)
+	wset = f.srv.takeSet()
+	rc, errb, set = runWgd(f.fb, f.env, run)
+	return wrc, werr, wset, rc, errb, set
+}
+
 // documentedRefusals are wgd's refusals of files that wg accepts, each a
 // difference that docs/configuration.md names: two peers with one public
 // key, an endpoint port 0, a ListenPort above 65535 (wg wraps it).
@@ -148,21 +184,12 @@ var documentedRefusals = []string{"is already the key of the peer at line", "has
 // messages are its own (they name the file, line and key), so only the
 // outcome is compared.
 func TestE2ESetconfRandomMatchesWg(t *testing.T) {
-	needRootAndWg(t)
-	name := fmt.Sprintf("wgdr%d", os.Getpid()%100000)
-	d := sampleState(t, name, time.Now())
-	srv := startFakeUAPI(t, d)
-	fb := &fakeBackend{names: []string{name}, devs: map[string]deviceState{name: d}}
-	g := &confGen{r: rand.New(rand.NewPCG(5, 6))}
-	for i := range 4 {
-		g.keys = append(g.keys, testKey(t, byte(40+i)).String())
-	}
+	f := newRandomWgFixture(t, "wgdr", 5, 40)
 	dir := t.TempDir()
-	env := []string{"WG_ENDPOINT_RESOLUTION_RETRIES=0"}
 	const files = 300
 	var accepted, diverged, refusedOnPurpose int
 	for i := range files {
-		text := g.file()
+		text := f.g.file()
 		path := filepath.Join(dir, fmt.Sprintf("c%d.conf", i))
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -171,25 +198,11 @@ func TestE2ESetconfRandomMatchesWg(t *testing.T) {
 		if i%3 == 2 {
 			mode = modeAdd
 		}
-		_, werr, wrc := runWg(t, env, confModeNames[mode], name, path)
-		srv.mu.Lock()
-		var wset string
-		if len(srv.sets) > 0 {
-			wset = srv.sets[len(srv.sets)-1]
-		}
-		srv.sets = nil
-		srv.mu.Unlock()
-		e, _, errb := newTestEnv(fb, time.Now())
-		e.Getenv = envLookup(env)
-		fb.sets = nil
-		rc := runSetconf(e, mode, []string{name, path})
-		var got string
-		if len(fb.sets) == 1 {
-			got = uapiSetText(fb.sets[0])
-		}
+		wrc, werr, wset, rc, errb, got := f.compare(t, []string{confModeNames[mode], f.name, path},
+			func(e *wgEnv) int { return runSetconf(e, mode, []string{f.name, path}) })
 		documented := false
 		for _, d := range documentedRefusals {
-			documented = documented || (wrc == 0 && rc != 0 && strings.Contains(errb.String(), d))
+			documented = documented || (wrc == 0 && rc != 0 && strings.Contains(errb, d))
 		}
 		if documented {
 			refusedOnPurpose++
@@ -283,49 +296,26 @@ func newerSetSyntax(args []string) bool {
 // the messages and the UAPI transaction must be the same, except for the
 // documented differences (newerSetSyntax), which are only counted.
 func TestE2ESetRandomMatchesWg(t *testing.T) {
-	needRootAndWg(t)
-	name := fmt.Sprintf("wgds%d", os.Getpid()%100000)
-	d := sampleState(t, name, time.Now())
-	srv := startFakeUAPI(t, d)
-	fb := &fakeBackend{names: []string{name}, devs: map[string]deviceState{name: d}}
-	g := &confGen{r: rand.New(rand.NewPCG(15, 16))}
-	for i := range 4 {
-		g.keys = append(g.keys, testKey(t, byte(60+i)).String())
-	}
+	f := newRandomWgFixture(t, "wgds", 15, 60)
 	dir := t.TempDir()
 	files := map[string]string{"missing": filepath.Join(dir, "missing"), "null": "/dev/null"}
-	for k, v := range map[string]string{"key": g.keys[0] + "\n", "zero": strings.Repeat("A", 43) + "=\n", "bad": "not a key\n", "psk": g.keys[1]} {
+	for k, v := range map[string]string{"key": f.g.keys[0] + "\n", "zero": strings.Repeat("A", 43) + "=\n", "bad": "not a key\n", "psk": f.g.keys[1]} {
 		files[k] = filepath.Join(dir, k)
 		if err := os.WriteFile(files[k], []byte(v), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	env := []string{"WG_ENDPOINT_RESOLUTION_RETRIES=0"}
 	const runs = 300
 	var accepted, diverged, newer int
 	for range runs {
-		args := g.setArgs(files)
-		_, werr, wrc := runWg(t, env, append([]string{"set", name}, args...)...)
-		srv.mu.Lock()
-		var wset string
-		if len(srv.sets) > 0 {
-			wset = srv.sets[len(srv.sets)-1]
-		}
-		srv.sets = nil
-		srv.mu.Unlock()
-		e, _, errb := newTestEnv(fb, time.Now())
-		e.Getenv = envLookup(env)
-		fb.sets = nil
-		rc := runSet(e, append([]string{name}, args...))
-		var got string
-		if len(fb.sets) == 1 {
-			got = uapiSetText(fb.sets[0])
-		}
+		args := f.g.setArgs(files)
+		wrc, werr, wset, rc, errb, got := f.compare(t, append([]string{"set", f.name}, args...),
+			func(e *wgEnv) int { return runSet(e, append([]string{f.name}, args...)) })
 		if newerSetSyntax(args) {
 			newer++
 			continue
 		}
-		if rc != wrc || got != wset || errb.String() != werr {
+		if rc != wrc || got != wset || errb != werr {
 			diverged++
 			if diverged <= 8 {
 				t.Errorf("set %q:\nwg  rc %d %q\n    %q\nwgd rc %d %q\n    %q", args, wrc, werr, wset, rc, errb, got)

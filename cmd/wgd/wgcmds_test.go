@@ -344,6 +344,34 @@ func (f *fakeUAPI) serve(c net.Conn) {
 	}
 }
 
+// takeSet returns the last set request recorded ("" when none) and
+// forgets them all.
+func (f *fakeUAPI) takeSet() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var last string
+	if len(f.sets) > 0 {
+		last = f.sets[len(f.sets)-1]
+	}
+	f.sets = nil
+	return last
+}
+
+// runWgd runs one wgd command function against fb with the environment
+// env and returns its exit code, its stderr and the UAPI set request it
+// sent ("" when it sent none).
+func runWgd(fb *fakeBackend, env []string, run func(*wgEnv) int) (int, string, string) {
+	e, _, errb := newTestEnv(fb, time.Now())
+	e.Getenv = envLookup(env)
+	fb.sets = nil
+	rc := run(e)
+	var set string
+	if len(fb.sets) == 1 {
+		set = uapiSetText(fb.sets[0])
+	}
+	return rc, errb.String(), set
+}
+
 func needRootAndWg(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -442,13 +470,7 @@ func TestE2ESetMatchesWg(t *testing.T) {
 	}
 	for _, args := range cases {
 		_, werr, wrc := runWg(t, nil, args...)
-		srv.mu.Lock()
-		var wset string
-		if len(srv.sets) > 0 {
-			wset = srv.sets[len(srv.sets)-1]
-		}
-		srv.sets = nil
-		srv.mu.Unlock()
+		wset := srv.takeSet()
 		e, _, errb := newTestEnv(fb, time.Now())
 		fb.sets = nil
 		var rc int
