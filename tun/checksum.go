@@ -17,8 +17,20 @@ import (
 // The words are summed as they lie in memory (little-endian loads, no byte
 // swap per load) and the folded sum is swapped once at the end: a
 // one's-complement sum does not depend on byte order (RFC 1071 2.B).
+//
+// Where the CPU has AVX2, the bulk of a long slice is summed 64 bytes at a
+// time in vector lanes (csumBlocks, checksum_amd64.s) and only the tail
+// here.
 func csumAdd(acc uint64, b []byte) uint64 {
-	var s, carry uint64
+	s, rest := csumBlocks(b)
+	return csumScalar(acc, s, rest)
+}
+
+// csumScalar is csumAdd without the vector part: it adds b to the partial
+// sum s (of little-endian words, as csumBlocks returns it), folds, and adds
+// the result to acc.
+func csumScalar(acc, s uint64, b []byte) uint64 {
+	var carry uint64
 	for len(b) >= 64 {
 		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[0:]), carry)
 		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), carry)

@@ -395,3 +395,40 @@ func TestCsumAddMatchesSlow(t *testing.T) {
 		}
 	}
 }
+
+// TestCsumVectorMatchesScalar checks the AVX2 sum (where the CPU has it)
+// against the scalar loop and the byte-at-a-time reference on long slices:
+// random bytes at every alignment of start and length near the 64-byte
+// block edges, and all-0xff slices past the 1 MiB chunk bound, where the
+// vector lanes come closest to overflowing.
+func TestCsumVectorMatchesScalar(t *testing.T) {
+	if !hasAVX2 {
+		t.Log("no AVX2 on this CPU (or purego): the scalar path alone is in use")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 70000)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	for range 300 {
+		off := rng.IntN(64)
+		n := rng.IntN(len(buf) - off)
+		if rng.IntN(2) == 0 {
+			n = min(len(buf)-off, 256+64*rng.IntN(8)+rng.IntN(3)-1)
+		}
+		b := buf[off : off+n]
+		want := slowSum(b)
+		if got := csumFold(csumAdd(0, b)); got != want {
+			t.Fatalf("off %d len %d: csumAdd %#x, want %#x", off, n, got, want)
+		}
+		if got := csumFold(csumScalar(0, 0, b)); got != want {
+			t.Fatalf("off %d len %d: scalar %#x, want %#x", off, n, got, want)
+		}
+	}
+	for _, n := range []int{1 << 20, 1<<20 + 64, 3<<20 + 130} {
+		b := bytes.Repeat([]byte{0xff}, n)
+		if got, want := csumFold(csumAdd(0, b)), csumFold(csumScalar(0, 0, b)); got != want {
+			t.Fatalf("%d bytes of 0xff: %#x, scalar %#x", n, got, want)
+		}
+	}
+}
