@@ -45,8 +45,16 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			switch {
+			case len(args) == 0:
 				return cmd.Help()
+			case len(args) > 1:
+				// Not wireguard-go's form: a mistyped subcommand.
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+				}
+				return fmt.Errorf("%s; run 'wgd --help' for the commands", msg)
 			}
 			return runDaemon(cmd, args, foreground)
 		},
@@ -56,7 +64,7 @@ func newRootCmd() *cobra.Command {
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newGenkeyCmd(), newPubkeyCmd(), newGenpskCmd(), newStripCmd(), newVersionCmd())
-	root.AddCommand(newUpCmd(), newDownCmd(), newReloadCmd())
+	root.AddCommand(newUpCmd(), newDownCmd(), newReloadCmd(), newSaveCmd())
 	addWgCommands(root) // show, showconf, set, setconf, addconf, syncconf
 	return root
 }

@@ -78,6 +78,16 @@ func TestUnknownFlagFails(t *testing.T) {
 	}
 }
 
+// TestMistypedSubcommandFails: a first word that is no subcommand is an
+// interface name only in wireguard-go's one-argument form; with more
+// arguments it is a mistyped subcommand, refused before any daemon starts.
+func TestMistypedSubcommandFails(t *testing.T) {
+	r := runTool(t, "", wgdBin, "sav", "wg0")
+	if r.code != 1 || !strings.Contains(r.stderr, `wgd: unknown command "sav" for "wgd" (did you mean "save"?)`) {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestOffloadsOff(t *testing.T) {
 	for v, want := range map[string]bool{"": false, "0": false, "false": false, "no": false, "1": true, "yes": true, "true": true} {
 		if got := offloadsOff(func(k string) string {

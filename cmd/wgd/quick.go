@@ -29,34 +29,66 @@ const stateDir = "/run/wgd"
 // argument names.
 type quickTarget struct {
 	iface, path string
+	// named: the argument was an interface name, not a path.
+	named bool
 }
 
 // resolveTarget follows wg-quick: a bare interface name means
 // /etc/wireguard/NAME.conf; anything else is a path whose base name, less
-// ".conf", is the interface name.
+// ".conf", is the interface name. The path is made absolute with its
+// symbolic links resolved (wg-quick's readlink -f), so that SaveConfig
+// writes through a link to its target and a later `down` from another
+// directory finds the same file.
 func resolveTarget(arg string) (quickTarget, error) {
 	if path := configPath(arg, configDir); path != arg {
-		return quickTarget{iface: arg, path: path}, nil
+		return quickTarget{iface: arg, path: absConfigPath(path), named: true}, nil
 	}
 	base := filepath.Base(arg)
 	name, ok := strings.CutSuffix(base, ".conf")
 	if !ok || !ifaceName.MatchString(name) {
 		return quickTarget{}, fmt.Errorf("the config file must be a valid interface name, followed by .conf: `%s'", arg)
 	}
-	return quickTarget{iface: name, path: arg}, nil
+	return quickTarget{iface: name, path: absConfigPath(arg)}, nil
+}
+
+// absConfigPath is readlink -f: absolute, symbolic links resolved (as far
+// as they resolve).
+func absConfigPath(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
+	if p, err := filepath.Abs(path); err == nil {
+		path = p
+	}
+	return path
 }
 
 // loadConfig reads the file, warning (as wg-quick does) when others may
 // read it.
 func loadConfig(t quickTarget, stderr io.Writer) (*conf.Config, error) {
-	if st, err := os.Stat(t.path); err == nil && st.Mode().Perm()&0o007 != 0 {
-		fmt.Fprintf(stderr, "Warning: `%s' is world accessible\n", t.path)
-	}
+	warnWorldAccessible(t.path, stderr)
 	c, err := conf.Load(t.path)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// warnWorldAccessible prints wg-quick's warning when others may reach the
+// file: a permission bit for "other" that the file and its directory both
+// grant.
+func warnWorldAccessible(path string, stderr io.Writer) {
+	fst, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	dst, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	if fst.Mode().Perm()&dst.Mode().Perm()&0o007 != 0 {
+		fmt.Fprintf(stderr, "Warning: `%s' is world accessible\n", path)
+	}
 }
 
 // settingsFor turns a config and its resolved transaction into what netcfg
@@ -153,18 +185,21 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 // saveConfig writes the running configuration back to the file, as
 // wg-quick's SaveConfig does: the interface's current addresses, the DNS,
 // MTU, Table and hooks of the file, and the peers as the daemon has them.
-func saveConfig(path, iface string, st *quickState, info device.Info, peers []device.PeerInfo) error {
+//
+// s supplies the wg-quick keys (DNS, MTU, Table, hooks): those of the file as
+// it is now, when it can be read, as wg-quick parses it again at down.
+func saveConfig(path, iface string, s netcfg.Settings, info device.Info, peers []device.PeerInfo) error {
 	c := conf.Config{Interface: conf.Interface{
 		PrivateKey: info.PrivateKey,
 		ListenPort: info.ListenPort,
 		FwMark:     info.FwMark,
-		DNS:        st.Settings.DNS,
-		DNSSearch:  st.Settings.DNSSearch,
-		Table:      st.Settings.Table,
-		PreUp:      st.Settings.PreUp,
-		PostUp:     st.Settings.PostUp,
-		PreDown:    st.Settings.PreDown,
-		PostDown:   st.Settings.PostDown,
+		DNS:        s.DNS,
+		DNSSearch:  s.DNSSearch,
+		Table:      s.Table,
+		PreUp:      s.PreUp,
+		PostUp:     s.PostUp,
+		PreDown:    s.PreDown,
+		PostDown:   s.PostDown,
 		SaveConfig: true,
 	}}
 	if link, err := netlink.LinkByName(iface); err == nil {
@@ -175,7 +210,7 @@ func saveConfig(path, iface string, st *quickState, info device.Info, peers []de
 				}
 			}
 		}
-		if st.Settings.MTU != 0 {
+		if s.MTU != 0 {
 			c.Interface.MTU = link.Attrs().MTU
 		}
 	}
@@ -202,8 +237,11 @@ func addrPrefix(a netlink.Addr) (netip.Prefix, bool) {
 	if !ok {
 		return netip.Prefix{}, false
 	}
-	ones, _ := a.Mask.Size()
-	return netip.PrefixFrom(ip.Unmap(), ones), true
+	ones, bits := a.Mask.Size()
+	if bits == 32 {
+		ip = ip.Unmap() // net.IP may hold an IPv4 address in 16 bytes
+	}
+	return netip.PrefixFrom(ip, ones), true
 }
 
 // errNotUp is returned by reload for an interface `wgd up` did not start.

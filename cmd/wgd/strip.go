@@ -37,7 +37,9 @@ func newStripCmd() *cobra.Command {
 			"IFACE stands for " + configDir + "/IFACE.conf.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := conf.Load(configPath(args[0], configDir))
+			path := configPath(args[0], configDir)
+			warnWorldAccessible(path, cmd.ErrOrStderr())
+			c, err := conf.Load(path)
 			if err != nil {
 				return err
 			}

@@ -44,6 +44,11 @@ func newDownCmd() *cobra.Command {
 		func(cmd *cobra.Command, t quickTarget) error { return runDown(cmd.Context(), t, newQuickIO(cmd), nil) })
 }
 
+func newSaveCmd() *cobra.Command {
+	return newQuickCmd("save", "Write the running configuration back to the config file (wg-quick save)",
+		func(cmd *cobra.Command, t quickTarget) error { return runSave(t, newQuickIO(cmd)) })
+}
+
 func newReloadCmd() *cobra.Command {
 	return newQuickCmd("reload", "Apply a changed config file without dropping sessions: peers, addresses, MTU, routes, DNS",
 		func(cmd *cobra.Command, t quickTarget) error {
@@ -71,19 +76,29 @@ func newQuickCmd(verb, short string, run func(*cobra.Command, quickTarget) error
 	}
 }
 
-// quickIO is where up/down/reload write: "[#]" lines and warnings on stderr.
+// quickIO is where up/down/reload write: "[#]" lines and warnings on
+// stderr, the output of hooks and tools on stdout and stderr, as wg-quick.
 type quickIO struct {
-	stderr io.Writer
-	cmd    *cobra.Command // nil when run from the daemon (SIGHUP)
+	stdout, stderr io.Writer
+	cmd            *cobra.Command // nil when run from the daemon (SIGHUP)
 }
 
-func newQuickIO(cmd *cobra.Command) quickIO { return quickIO{stderr: cmd.ErrOrStderr(), cmd: cmd} }
+func newQuickIO(cmd *cobra.Command) quickIO {
+	return quickIO{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), cmd: cmd}
+}
 
-func (q quickIO) runner() *netcfg.Runner {
+// runner is the netcfg runner for the config file at path (hooks see it as
+// CONFIG_FILE).
+func (q quickIO) runner(path string) *netcfg.Runner {
+	stdout := q.stdout
+	if stdout == nil {
+		stdout = q.stderr
+	}
 	return &netcfg.Runner{
-		Print:  func(format string, args ...any) { fmt.Fprintf(q.stderr, format+"\n", args...) },
-		Stdout: q.stderr,
-		Stderr: q.stderr,
+		Print:      func(format string, args ...any) { fmt.Fprintf(q.stderr, format+"\n", args...) },
+		Stdout:     stdout,
+		Stderr:     q.stderr,
+		ConfigFile: path,
 	}
 }
 
@@ -143,9 +158,21 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 			return err
 		}
 		fmt.Fprintf(q.stderr, "[#] wg setconf %s /dev/fd/63\n", t.iface)
-		return e.Backend.Set(t.iface, cfg)
+		if err := e.Backend.Set(t.iface, cfg); err != nil {
+			// The link exists but netcfg's undo only covers a Create
+			// that succeeded: take it down here.
+			if d != nil {
+				d.close()
+				d = nil
+			}
+			fmt.Fprintf(q.stderr, "[#] ip link delete dev %s\n", t.iface)
+			_ = deleteInterface(t.iface)
+			//lint:ignore ST1005 wg's own message, word for word
+			return fmt.Errorf("Unable to modify interface: %s", errnoText(err))
+		}
+		return nil
 	}
-	if _, err := q.runner().Up(ctx, st.Settings, dev); err != nil {
+	if _, err := q.runner(t.path).Up(ctx, st.Settings, dev); err != nil {
 		if d != nil {
 			d.close()
 		}
@@ -228,15 +255,26 @@ func deleteInterface(iface string) error {
 // cleans up after a daemon that was killed. Without a record it uses the
 // config file, as wg-quick does, if the interface exists; if it does not,
 // the interface is already down and there is nothing to do (a stale UAPI
-// socket aside), which makes down idempotent. own is this process's daemon
-// for `wgd up -f`, else nil.
+// socket aside), which makes down idempotent. An interface that is not
+// WireGuard is refused, as wg-quick refuses it. own is this process's
+// daemon for `wgd up -f`, else nil.
+//
+// The hooks and SaveConfig come from the config file as it is now when it
+// can be read (wg-quick parses it again at down); what to take away
+// (addresses, routes, rules, DNS) comes from the record of what up did.
 func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	_, lerr := netlink.LinkByName(t.iface)
+	present := lerr == nil
+	if present && own == nil && !isWireGuard(t.iface) {
+		return fmt.Errorf("`%s' is not a WireGuard interface", t.iface)
+	}
 	st, err := readState(t.iface)
+	var saved netcfg.Settings // what SaveConfig writes
 	if err != nil {
-		if _, lerr := netlink.LinkByName(t.iface); lerr != nil {
+		if !present {
 			_ = deleteInterface(t.iface)
 			fmt.Fprintf(q.stderr, "Warning: `%s' is not up: nothing to take down\n", t.iface)
 			return nil
@@ -246,19 +284,96 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 			return lerr
 		}
 		st = &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, &device.Config{}), SaveConfig: c.Interface.SaveConfig}
-	}
-	if st.SaveConfig {
-		if info, peers, err := (ipcBackend{}).Get(t.iface); err == nil {
-			fmt.Fprintf(q.stderr, "[#] saving configuration to %s\n", st.ConfigPath)
-			if err := saveConfig(st.ConfigPath, t.iface, st, info, peers); err != nil {
-				fmt.Fprintf(q.stderr, "Warning: %v\n", err)
-			}
+	} else {
+		if !present {
+			fmt.Fprintf(q.stderr, "Warning: `%s' is gone (its daemon stopped?): removing what up left behind\n", t.iface)
+		}
+		if !t.named {
+			st.ConfigPath = t.path // the file named now, as wg-quick reads it
+		}
+		if c, err := conf.Load(st.ConfigPath); err == nil {
+			saved = fileKeys(st.Settings, c)
+			fileHooks(&st.Settings, c)
+			st.SaveConfig = c.Interface.SaveConfig
 		}
 	}
-	err = q.runner().Down(ctx, st.Settings, quickDevice(t.iface, q, func() *daemon { return own }))
+	if saved.Interface == "" {
+		saved = st.Settings
+	}
+	dev := quickDevice(t.iface, q, func() *daemon { return own })
+	dev.Going = own != nil
+	if st.SaveConfig && present {
+		dev.Save = func() error {
+			info, peers, err := (ipcBackend{}).Get(t.iface)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(q.stderr, "[#] saving configuration to %s\n", st.ConfigPath)
+			return saveConfig(st.ConfigPath, t.iface, saved, info, peers)
+		}
+	}
+	err = q.runner(st.ConfigPath).Down(ctx, st.Settings, dev)
+	if _, lerr := netlink.LinkByName(t.iface); lerr == nil && own == nil {
+		return err // a failing PreDown (or a link that would not go): still up
+	}
 	_ = deleteInterface(t.iface)
 	removeState(t.iface)
 	return err
+}
+
+// fileHooks takes the hooks from the config file as it is now.
+func fileHooks(s *netcfg.Settings, c *conf.Config) {
+	ifc := &c.Interface
+	s.PreUp, s.PostUp, s.PreDown, s.PostDown = ifc.PreUp, ifc.PostUp, ifc.PreDown, ifc.PostDown
+}
+
+// fileKeys is s with the wg-quick keys SaveConfig writes back (hooks, DNS,
+// Table, MTU) taken from the config file as it is now, so that saving
+// keeps what was edited in the file while the interface was up.
+func fileKeys(s netcfg.Settings, c *conf.Config) netcfg.Settings {
+	fileHooks(&s, c)
+	ifc := &c.Interface
+	s.DNS, s.DNSSearch, s.Table, s.MTU = ifc.DNS, ifc.DNSSearch, ifc.Table, ifc.MTU
+	return s
+}
+
+// isWireGuard reports whether iface is a WireGuard interface: a userspace
+// one whose UAPI socket answers, or the kernel's.
+func isWireGuard(iface string) bool {
+	if c, err := ipc.Dial(iface); err == nil {
+		c.Close()
+		return true
+	}
+	link, err := netlink.LinkByName(iface)
+	return err == nil && link.Type() == "wireguard"
+}
+
+// runSave writes the running configuration of a WireGuard interface back to
+// its config file (wg-quick save).
+func runSave(t quickTarget, q quickIO) error {
+	if !isWireGuard(t.iface) {
+		return fmt.Errorf("`%s' is not a WireGuard interface", t.iface)
+	}
+	path := t.path
+	var s netcfg.Settings
+	if st, err := readState(t.iface); err == nil {
+		s = st.Settings
+		if t.named {
+			path = st.ConfigPath
+		}
+	}
+	c, err := loadConfig(quickTarget{iface: t.iface, path: path}, q.stderr)
+	if err != nil {
+		return err
+	}
+	s = fileKeys(s, c)
+	s.Interface = t.iface
+	info, peers, err := (ipcBackend{}).Get(t.iface)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", t.iface, err)
+	}
+	fmt.Fprintf(q.stderr, "[#] saving configuration to %s\n", path)
+	return saveConfig(path, t.iface, s, info, peers)
 }
 
 // reloadInterface applies the config file again without dropping sessions:
@@ -292,7 +407,7 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 		return fmt.Errorf("reload %s: %w", iface, err)
 	}
 	next := &quickState{ConfigPath: t.path, Settings: settingsFor(iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
-	if err := q.runner().Reload(ctx, st.Settings, next.Settings, quickDevice(iface, q, func() *daemon { return nil })); err != nil {
+	if err := q.runner(t.path).Reload(ctx, st.Settings, next.Settings, quickDevice(iface, q, func() *daemon { return nil })); err != nil {
 		return fmt.Errorf("reload %s: %w", iface, err)
 	}
 	return writeState(iface, next)

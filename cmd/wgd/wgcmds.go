@@ -84,7 +84,11 @@ func errnoText(err error) string {
 // strerror is C's strerror for an errno inside err, else err's own text.
 func strerror(err error) string {
 	var errno syscall.Errno
+	var ipcErr *ipc.Error
 	switch {
+	case errors.As(err, &ipcErr) && ipcErr.Errno != 0:
+		// A daemon's answer: its errno, as wg prints it.
+		return strerror(syscall.Errno(ipcErr.Errno))
 	case errors.As(err, &errno):
 		s := errno.Error()
 		if s == "" {

@@ -11,16 +11,28 @@ import (
 )
 
 // Down takes back what Up did for s, in wg-quick's order: PreDown hooks,
-// the full-tunnel rules, the link (dev.Delete; without it, the routes and
-// addresses on a surviving link), DNS, the nftables tables, PostDown hooks.
-// It needs nothing from the Up that configured the host, so it also cleans
-// up after a daemon that was killed, and it is idempotent: what is already
-// gone is skipped. Unlike wg-quick it does not stop at the first failure; it
-// does every step and returns all failures joined.
+// SaveConfig (dev.Save), the full-tunnel rules, the link (dev.Delete;
+// without it, the routes and addresses on a surviving link), DNS, the
+// nftables tables, PostDown hooks. It needs nothing from the Up that
+// configured the host, so it also cleans up after a daemon that was killed,
+// and it is idempotent: what is already gone is skipped.
+//
+// A failing PreDown hook stops it before anything is changed, as in
+// wg-quick (unless dev.Going). After that it does not stop at the first
+// failure, unlike wg-quick: it does every step and returns all failures
+// joined, so that one stuck step does not leave the rest behind.
 func (r *Runner) Down(ctx context.Context, s Settings, dev Device) error {
 	var errs []error
 	if err := r.runHooks(ctx, "PreDown", s.Interface, s.PreDown); err != nil {
+		if !dev.Going {
+			return err
+		}
 		errs = append(errs, err)
+	}
+	if dev.Save != nil {
+		if err := dev.Save(); err != nil {
+			errs = append(errs, stepErr("save config", err))
+		}
 	}
 	table, err := ParseTable(s.Table, r.rtTables())
 	if err != nil {
@@ -51,6 +63,9 @@ func hasDefault(ps []netip.Prefix) bool {
 // keeps the link, removes the addresses and routes Up put on it.
 func (r *Runner) removeLink(s Settings, table Table, dev Device, link netlink.Link) error {
 	if dev.Delete != nil {
+		if link == nil { // already gone (a killed daemon): clean up quietly
+			return stepErr("delete "+s.Interface, ignoreGone(dev.Delete()))
+		}
 		r.printf("[#] ip link delete dev %s", s.Interface)
 		return stepErr("delete "+s.Interface, ignoreGone(dev.Delete()))
 	}

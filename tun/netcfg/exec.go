@@ -13,6 +13,7 @@ import (
 type command struct {
 	argv  []string
 	stdin string
+	env   []string // nil: the process's own
 }
 
 // String is the "[#]" form of the command: argv joined by spaces, as
@@ -28,6 +29,7 @@ func (r *Runner) run(ctx context.Context, c command) error {
 	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
 	cmd.Stdout = r.stdout()
 	cmd.Stderr = r.stderr()
+	cmd.Env = c.env
 	if c.stdin != "" {
 		cmd.Stdin = strings.NewReader(c.stdin)
 	}
@@ -53,17 +55,26 @@ func expandHook(hook, iface string) string {
 func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []string) error {
 	shell := r.Shell
 	if shell == nil {
-		shell = []string{"bash", "-c"}
+		shell = []string{"bash", "-e", "-o", "pipefail", "-c"}
 	}
+	env := r.hookEnv(iface)
 	for _, h := range hooks {
 		h = expandHook(h, iface)
 		r.printf("[#] %s", h)
 		argv := append(append([]string(nil), shell...), h)
-		if err := r.run(ctx, command{argv: argv}); err != nil {
+		if err := r.run(ctx, command{argv: argv, env: env}); err != nil {
 			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %v", ErrHook, err))
 		}
 	}
 	return nil
+}
+
+// hookEnv is the process environment plus the wg-quick script variables
+// that hooks read: INTERFACE, CONFIG_FILE, and LC_ALL=C, which wg-quick
+// exports.
+func (r *Runner) hookEnv(iface string) []string {
+	env := os.Environ()
+	return append(env, "INTERFACE="+iface, "CONFIG_FILE="+r.ConfigFile, "LC_ALL=C")
 }
 
 func quote(s string) string { return "`" + s + "'" }

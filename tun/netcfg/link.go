@@ -85,6 +85,11 @@ func (r *Runner) addRoutes(ctx context.Context, u *Undo, st *upState) error {
 	if st.table.Mode == TableOff {
 		return nil
 	}
+	for _, p := range st.s.AllowedIPs {
+		if p.Addr().Is4In6() {
+			r.printf("Warning: no route for the IPv4-mapped %s: the kernel does not route IPv6 packets to such addresses", p)
+		}
+	}
 	for _, p := range sortRoutes(st.s.AllowedIPs) {
 		var err error
 		switch {

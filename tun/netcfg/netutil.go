@@ -11,9 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// family returns the netlink family of p.
+// family returns the netlink family of p. An IPv4-mapped IPv6 address
+// (::ffff:a.b.c.d) is IPv6, as it is to ip(8) and to the kernel.
 func family(p netip.Prefix) int {
-	if p.Addr().Unmap().Is4() {
+	if p.Addr().Is4() {
 		return netlink.FAMILY_V4
 	}
 	return netlink.FAMILY_V6
@@ -29,7 +30,7 @@ func famFlag(f int) string {
 
 // ipNet converts p, keeping its host bits (for addresses).
 func ipNet(p netip.Prefix) *net.IPNet {
-	a := p.Addr().Unmap()
+	a := p.Addr()
 	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(p.Bits(), a.BitLen())}
 }
 
@@ -43,7 +44,10 @@ func toPrefix(n *net.IPNet, fam int) netip.Prefix {
 	}
 	a, _ := netip.AddrFromSlice(n.IP)
 	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones)
+	if fam == netlink.FAMILY_V4 {
+		a = a.Unmap() // net.IP may hold an IPv4 address in 16 bytes
+	}
+	return netip.PrefixFrom(a, ones)
 }
 
 // covers reports whether route destination d contains all of p, which is
@@ -55,12 +59,15 @@ func covers(d, p netip.Prefix) bool {
 // sortRoutes orders allowed IPs as wg-quick's `sort -nr -k 2 -t /` does:
 // longest prefix first, ties broken by the whole text in reverse byte order.
 // Duplicates and host bits are dropped, as "wg show allowed-ips" has none.
+// IPv4-mapped prefixes are dropped too: the kernel neither routes IPv6
+// packets to ::ffff:a.b.c.d nor accepts them from the wire, and the netlink
+// package would send such a route as IPv4 (Up warns about them).
 func sortRoutes(ps []netip.Prefix) []netip.Prefix {
 	seen := make(map[netip.Prefix]bool, len(ps))
 	var out []netip.Prefix
 	for _, p := range ps {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked()
-		if !p.IsValid() || seen[p] {
+		p = p.Masked()
+		if !p.IsValid() || seen[p] || p.Addr().Is4In6() {
 			continue
 		}
 		seen[p] = true

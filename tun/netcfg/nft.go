@@ -49,7 +49,10 @@ func (r *Runner) linkAddrs(link netlink.Link, fam int) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			out = append(out, ip.Unmap())
+			if fam == netlink.FAMILY_V4 {
+				ip = ip.Unmap() // net.IP may hold an IPv4 address in 16 bytes
+			}
+			out = append(out, ip)
 		}
 	}
 	return out

@@ -75,6 +75,13 @@ type Device struct {
 	// FwMark reads the device fwmark back, so that Down finds the rules of a
 	// full tunnel whose mark was chosen automatically.
 	FwMark func() (uint32, error)
+	// Save, if set, writes the running configuration back to the config
+	// file (wg-quick's SaveConfig); Down calls it after the PreDown hooks,
+	// before anything is taken down, as wg-quick does.
+	Save func() error
+	// Going says the device disappears whatever Down does (its daemon is
+	// exiting): a failing PreDown hook then does not stop the teardown.
+	Going bool
 }
 
 // Runner holds the host-facing knobs: the netlink handle, where output goes,
@@ -88,8 +95,13 @@ type Runner struct {
 	// Stdout and Stderr receive the output of hooks and tools; nil means
 	// the process's own.
 	Stdout, Stderr io.Writer
-	// Shell runs hooks; nil means {"bash", "-c"}, as wg-quick's eval does.
+	// Shell runs hooks; nil means {"bash", "-e", "-o", "pipefail", "-c"}:
+	// wg-quick evaluates a hook in a subshell of its own script, which runs
+	// under set -e -o pipefail, so a failing command inside a hook fails it.
 	Shell []string
+	// ConfigFile is the config's path, given to hooks as CONFIG_FILE (with
+	// INTERFACE and LC_ALL=C), the wg-quick variables hooks use most.
+	ConfigFile string
 	// Resolvconf, Resolvectl and Nft are argv prefixes for the tools; nil
 	// means the name looked up in PATH through LookPath.
 	Resolvconf, Resolvectl, Nft []string

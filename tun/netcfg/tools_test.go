@@ -76,3 +76,22 @@ func TestHooks(t *testing.T) {
 		t.Fatalf("out %q printed %q", out.String(), printed)
 	}
 }
+
+// TestHooksRunAsWgQuick checks the shell wg-quick gives a hook: errexit
+// and pipefail (a failing command inside one hook fails it), and the
+// INTERFACE, CONFIG_FILE and LC_ALL variables.
+func TestHooksRunAsWgQuick(t *testing.T) {
+	var out bytes.Buffer
+	r := &Runner{Stdout: &out, Stderr: &out, ConfigFile: "/etc/wireguard/wg0.conf"}
+	err := r.runHooks(context.Background(), "PostUp", "wg0", []string{`echo "[$INTERFACE] [$CONFIG_FILE] [$LC_ALL]"`})
+	if err != nil || out.String() != "[wg0] [/etc/wireguard/wg0.conf] [C]\n" {
+		t.Fatalf("err %v, out %q", err, out.String())
+	}
+	for _, h := range []string{"false; echo after", "false | cat; echo after"} {
+		out.Reset()
+		err := r.runHooks(context.Background(), "PostUp", "wg0", []string{h})
+		if !errors.Is(err, ErrHook) || strings.Contains(out.String(), "after") {
+			t.Fatalf("%q: err %v, out %q", h, err, out.String())
+		}
+	}
+}

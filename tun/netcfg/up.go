@@ -16,6 +16,13 @@ func (r *Runner) Up(ctx context.Context, s Settings, dev Device) (*Undo, error) 
 	if err != nil {
 		return nil, stepErr("parse table", err)
 	}
+	for _, a := range s.Addresses {
+		if a.Addr().Is4In6() {
+			// The netlink package would add it as IPv4 with a bad length.
+			return nil, fmt.Errorf("address %s: IPv4-mapped IPv6 addresses are not supported; write %s/%d",
+				a, a.Addr().Unmap(), max(a.Bits()-96, 0))
+		}
+	}
 	u := &Undo{r: r}
 	st := &upState{s: s, table: table, dev: dev, owned: dev.Create != nil && dev.Delete != nil}
 	if err := r.upSteps(ctx, u, st); err != nil {
