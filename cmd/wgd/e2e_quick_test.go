@@ -242,8 +242,8 @@ func TestE2EQuickFailedPostUpRollsBack(t *testing.T) {
 	s := newQuickSetup(t)
 	path := s.conf(t, s.a, "Address = 198.19.0.1/24, fd00:2::1/64\nMTU = 1400\nPostUp = exit 3", "AllowedIPs = 0.0.0.0/0, 198.19.9.0/24")
 	r := wgdIn(t, s.a.ns, "up", path)
-	if r.code == 0 {
-		t.Fatalf("up with a failing PostUp succeeded:\n%s", r.stderr)
+	if r.code != 3 {
+		t.Fatalf("up with a failing PostUp: exit %d, want the hook's 3:\n%s", r.code, r.stderr)
 	}
 	last := lastLine(r.stderr)
 	contains(t, "error", last, "wgd: ", "PostUp hook `exit 3'", "exit status 3")

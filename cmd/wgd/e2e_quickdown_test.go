@@ -129,8 +129,8 @@ func TestE2EQuickPreDownFailureKeepsUp(t *testing.T) {
 	s := newQuickSetup(t)
 	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nPreDown = exit 5", "AllowedIPs = 198.19.0.2/32")
 	mustWgd(t, s.a.ns, "up", path)
-	if r := wgdIn(t, s.a.ns, "down", path); r.code == 0 {
-		t.Fatalf("down with a failing PreDown succeeded:\n%s", r.stderr)
+	if r := wgdIn(t, s.a.ns, "down", path); r.code != 5 {
+		t.Fatalf("down with a failing PreDown: exit %d, want the hook's 5:\n%s", r.code, r.stderr)
 	}
 	contains(t, "address after a refused down", ipIn(t, s.a.ns, "addr", "show", "dev", s.a.iface), "198.19.0.1/24")
 	data, _ := os.ReadFile(path)

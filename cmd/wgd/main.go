@@ -4,9 +4,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 
 	"github.com/spf13/cobra"
 )
@@ -26,9 +28,19 @@ func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(stderr, "wgd: %v\n", err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
+}
+
+// exitCode is 1, or, when a hook or tool that up or down ran failed, that
+// program's exit status, as wg-quick (set -e) exits with it.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return ee.ExitCode()
+	}
+	return 1
 }
 
 // newRootCmd builds the command tree. The root itself also runs the daemon

@@ -63,7 +63,7 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 		r.printf("[#] %s", h)
 		argv := append(append([]string(nil), shell...), h)
 		if err := r.run(ctx, command{argv: argv, env: env}); err != nil {
-			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %v", ErrHook, err))
+			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %w", ErrHook, err))
 		}
 	}
 	return nil
