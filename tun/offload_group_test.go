@@ -390,3 +390,40 @@ func TestCoalescePSHFirstAlone(t *testing.T) {
 		t.Fatalf("merged %d, want 2 (PSH last)", n)
 	}
 }
+
+// TestGroupSkipsBadChecksums: a packet with a wrong TCP, UDP or IPv4
+// header checksum is not merged (the kernel would recompute the checksums
+// of a super-packet and check none); it is written alone, unchanged, for
+// the kernel to drop, and its neighbours still merge.
+func TestGroupSkipsBadChecksums(t *testing.T) {
+	cases := []struct {
+		name string
+		spec superSpec
+		off  func(p []byte) int // the byte to corrupt
+	}{
+		{"tcp4", superSpec{payload: make([]byte, 5000), gso: 1000, flags: tcpFlagACK}, func([]byte) int { return ipv4MinHdr + tcpCsumOff }},
+		{"tcp6", superSpec{v6: true, payload: make([]byte, 5000), gso: 1000, flags: tcpFlagACK}, func([]byte) int { return ipv6Hdr + tcpCsumOff }},
+		{"udp4", superSpec{udp: true, payload: make([]byte, 5000), gso: 1000}, func([]byte) int { return ipv4MinHdr + udpCsumOff }},
+		{"udp6", superSpec{v6: true, udp: true, payload: make([]byte, 5000), gso: 1000}, func([]byte) int { return ipv6Hdr + udpCsumOff }},
+		{"ip4hdr", superSpec{payload: make([]byte, 5000), gso: 1000, flags: tcpFlagACK}, func([]byte) int { return 10 }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, segs := flowSegments(t, c.spec, 4242)
+			if len(segs) != 5 {
+				t.Fatalf("%d segments", len(segs))
+			}
+			segs[2] = bytes.Clone(segs[2])
+			segs[2][c.off(segs[2])] ^= 0x5a
+			bad := bytes.Clone(segs[2])
+			out, g := regroup(t, segs, true)
+			sameFlows(t, segs, out)
+			if g.Len() != 3 || g.Size(0) != 2 || g.Size(1) != 1 || g.Size(2) != 2 {
+				t.Fatalf("%d groups (%d/%d/%d), want 2, 1, 2", g.Len(), g.Size(0), g.Size(1), g.Size(2))
+			}
+			if !bytes.Equal(out[2], bad) {
+				t.Fatal("the bad packet was changed")
+			}
+		})
+	}
+}

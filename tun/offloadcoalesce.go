@@ -47,7 +47,30 @@ type flowPkt struct {
 }
 
 // candidate parses one packet and reports whether it may be merged at all.
+// Only packets whose checksums (IPv4 header, TCP or UDP) are right merge:
+// a super-packet goes to the kernel marked NEEDS_CSUM, so the kernel
+// computes new checksums for the segments and checks none, and a packet
+// that arrived with a bad one would reach the application. Left alone, it
+// is written as it came and the kernel drops it.
 func (c Coalescer) candidate(buf []byte, offset int) (flowPkt, bool) {
+	f, ok := c.parseCandidate(buf, offset)
+	return f, ok && f.checksumsValid()
+}
+
+// checksumsValid verifies the IPv4 header checksum and the L4 checksum
+// over the pseudo-header: a correct one makes the folded sum all ones.
+func (f *flowPkt) checksumsValid() bool {
+	p := f.pkt
+	if !f.v6 && csumFold(csumAdd(0, p[:f.ipLen])) != 0xffff {
+		return false
+	}
+	src, dst := ipAddrs(p, f.v6)
+	l4 := p[f.ipLen:]
+	return csumFold(csumAdd(pseudoSum(src, dst, f.proto, len(l4)), l4)) == 0xffff
+}
+
+// parseCandidate is candidate without the checksum checks.
+func (c Coalescer) parseCandidate(buf []byte, offset int) (flowPkt, bool) {
 	if offset < 0 || offset >= len(buf) {
 		return flowPkt{}, false
 	}
