@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	mathrand "math/rand/v2"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -345,5 +346,93 @@ func TestIdleDeviceSleeps(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if n := a.dev.loop.wakeups.Load() - before; n != 0 {
 		t.Errorf("idle device woke %d times in 1.5 s, want 0", n)
+	}
+}
+
+// TestNoRouteNoICMPForNonUnicast: packets to multicast or broadcast
+// addresses, or from an unspecified source, get no ICMP error (they are
+// still counted as no-route drops); the next unicast one does.
+func TestNoRouteNoICMPForNonUnicast(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	a := newTestNode(t, newFakeClock(), 1)
+	for _, dst := range []string{"224.0.0.251", "255.255.255.255", "239.1.2.3", "240.0.0.1"} {
+		a.write(t, udp4(a.addr, netip.MustParseAddr(dst), []byte("group")))
+	}
+	a.write(t, udp4(netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("198.19.7.8"), []byte("no source")))
+	a.write(t, udp4(a.addr, netip.MustParseAddr("198.19.7.7"), []byte("nowhere")))
+	got := a.read(t, 2*time.Second)
+	if len(got) < 48 || got[20] != 3 || netip.AddrFrom4([4]byte(got[44:48])) != netip.MustParseAddr("198.19.7.7") {
+		t.Fatalf("first ICMP reply is not for the unicast packet: %x", got)
+	}
+	waitFor(t, "no-route drops", func() bool { return a.dev.Counters().NoRoute == 6 })
+}
+
+func TestICMPEligible(t *testing.T) {
+	v4 := func(src, dst string, proto, typ byte, ihl int) []byte {
+		p := make([]byte, ihl+8)
+		p[0] = 0x40 | byte(ihl/4)
+		p[9] = proto
+		copy(p[12:16], netip.MustParseAddr(src).AsSlice())
+		copy(p[16:20], netip.MustParseAddr(dst).AsSlice())
+		p[ihl] = typ
+		return p
+	}
+	for _, c := range []struct {
+		pkt  []byte
+		want bool
+	}{
+		{v4("198.19.0.1", "198.19.7.7", 17, 0, 20), true},
+		{v4("198.19.0.1", "198.19.7.7", 1, 8, 20), true},  // echo request
+		{v4("198.19.0.1", "198.19.7.7", 1, 3, 20), false}, // an ICMP error
+		{v4("198.19.0.1", "198.19.7.7", 1, 3, 24), false}, // after options
+		{v4("198.19.0.1", "198.19.7.7", 1, 8, 24), true},
+		{v4("198.19.0.1", "224.0.0.1", 17, 0, 20), false},
+		{v4("198.19.0.1", "255.255.255.255", 17, 0, 20), false},
+		{v4("0.0.0.0", "198.19.7.7", 17, 0, 20), false},
+		{v4("224.0.0.9", "198.19.7.7", 17, 0, 20), false},
+	} {
+		if got := icmp4Eligible(c.pkt); got != c.want {
+			t.Errorf("%x: eligible %v, want %v", c.pkt[:20], got, c.want)
+		}
+	}
+	v6 := func(src, dst string, next, typ byte) []byte {
+		p := make([]byte, 48)
+		p[0], p[6] = 0x60, next
+		copy(p[8:24], netip.MustParseAddr(src).AsSlice())
+		copy(p[24:40], netip.MustParseAddr(dst).AsSlice())
+		p[40] = typ
+		return p
+	}
+	for _, c := range []struct {
+		pkt  []byte
+		want bool
+	}{
+		{v6("fd00::1", "fd00::7", 17, 0), true},
+		{v6("fd00::1", "fd00::7", 58, 128), true},  // echo request
+		{v6("fd00::1", "fd00::7", 58, 1), false},   // an error
+		{v6("fd00::1", "fd00::7", 58, 137), false}, // redirect
+		{v6("fd00::1", "ff02::1", 58, 128), false},
+		{v6("fe80::1", "ff02::2", 58, 133), false}, // router solicitation
+		{v6("::", "fd00::7", 17, 0), false},
+	} {
+		if got := icmp6Eligible(c.pkt); got != c.want {
+			t.Errorf("%x: eligible %v, want %v", c.pkt[8:40], got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		cidr, want string
+	}{
+		{"198.19.0.1/24", "198.19.0.255"},
+		{"198.18.4.9/22", "198.18.7.255"},
+		{"198.19.0.1/31", ""},
+		{"198.19.0.1/32", ""},
+		{"fd00::1/64", ""},
+	} {
+		ip, n, _ := net.ParseCIDR(c.cidr)
+		n.IP = ip
+		b, ok := directedBroadcast(n)
+		if got := map[bool]string{true: b.String(), false: ""}[ok]; got != c.want {
+			t.Errorf("%s: broadcast %q, want %q", c.cidr, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package device
 
 import (
 	"encoding/binary"
+	"net"
+	"net/netip"
 	"time"
 )
 
@@ -19,6 +21,11 @@ const (
 	icmpQuote6Max = 1280 - ipv6HeaderLen - 8
 )
 
+// As in the kernel's icmp_send and icmp6_send, only a packet between
+// unicast addresses is answered: none to or from a multicast, broadcast or
+// unspecified address (RFC 1122 3.2.2, RFC 4443 2.4), none for an ICMP error
+// or an ICMPv6 redirect, and for IPv4 only the first fragment.
+
 // unreachable writes an ICMP error for pkt to the TUN. Loop only.
 func (l *loop) unreachable(pkt []byte, now time.Time) {
 	if now.Sub(l.icmpWindow) >= time.Second {
@@ -30,8 +37,14 @@ func (l *loop) unreachable(pkt []byte, now time.Time) {
 	var reply []byte
 	switch pkt[0] >> 4 {
 	case 4:
+		if !icmp4Eligible(pkt) || l.isBroadcast4(pkt, now) {
+			return
+		}
 		reply = icmp4Unreachable(pkt)
 	case 6:
+		if !icmp6Eligible(pkt) {
+			return
+		}
 		reply = icmp6Unreachable(pkt)
 	}
 	if reply == nil {
@@ -43,13 +56,101 @@ func (l *loop) unreachable(pkt []byte, now time.Time) {
 	l.icmpBufs[0] = nil
 }
 
-func icmp4Unreachable(pkt []byte) []byte {
-	if len(pkt) < ipv4HeaderLen || pkt[9] == 1 && len(pkt) > 20 && pkt[20] != 8 && pkt[20] != 0 {
-		return nil // never answer an ICMP error with an ICMP error
+// icmp4Eligible reports whether an IPv4 packet may be answered with an
+// ICMP error: unicast source and destination (not 0.0.0.0, multicast,
+// 255.255.255.255 or class E), the first fragment, not itself an ICMP
+// error (the ICMP type after the header, options included).
+func icmp4Eligible(pkt []byte) bool {
+	ihl := int(pkt[0]&0x0f) * 4
+	if len(pkt) < ipv4HeaderLen || ihl < ipv4HeaderLen || len(pkt) < ihl {
+		return false
+	}
+	src := netip.AddrFrom4([4]byte(pkt[12:16]))
+	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+	if !unicast4(src) || !unicast4(dst) {
+		return false
 	}
 	if binary.BigEndian.Uint16(pkt[6:8])&0x1fff != 0 {
-		return nil // only the first fragment
+		return false // only the first fragment
 	}
+	if pkt[9] == 1 && len(pkt) > ihl && pkt[ihl] != 8 && pkt[ihl] != 0 && pkt[ihl] != 13 && pkt[ihl] != 14 {
+		return false // never answer an ICMP error with an ICMP error
+	}
+	return true
+}
+
+func unicast4(a netip.Addr) bool {
+	b := a.As4()
+	return !a.IsUnspecified() && !a.IsMulticast() && b[0] < 240 // class E and 255.255.255.255
+}
+
+// icmp6Eligible is icmp4Eligible for IPv6: no multicast or unspecified
+// source or destination, no ICMPv6 error or redirect.
+func icmp6Eligible(pkt []byte) bool {
+	if len(pkt) < ipv6HeaderLen {
+		return false
+	}
+	src := netip.AddrFrom16([16]byte(pkt[8:24]))
+	dst := netip.AddrFrom16([16]byte(pkt[24:40]))
+	if src.IsUnspecified() || src.IsMulticast() || dst.IsUnspecified() || dst.IsMulticast() {
+		return false
+	}
+	if pkt[6] == 58 && len(pkt) > ipv6HeaderLen && (pkt[40] < 128 || pkt[40] == 137) {
+		return false // an ICMPv6 error or redirect
+	}
+	return true
+}
+
+// isBroadcast4 reports whether pkt's destination is the directed broadcast
+// address of one of the TUN's IPv4 prefixes (198.19.0.255 on a
+// 198.19.0.1/24), which the kernel hands to the device like any other
+// address. The addresses are read from the kernel at most once a second,
+// only when an answer is due.
+func (l *loop) isBroadcast4(pkt []byte, now time.Time) bool {
+	if now.Sub(l.bcastAt) >= time.Second || l.bcastAt.IsZero() {
+		l.bcastAt = now
+		l.bcast = l.bcast[:0]
+		if ifc, err := net.InterfaceByName(l.d.tun.Name()); err == nil {
+			if addrs, err := ifc.Addrs(); err == nil {
+				for _, a := range addrs {
+					if b, ok := directedBroadcast(a); ok {
+						l.bcast = append(l.bcast, b)
+					}
+				}
+			}
+		}
+	}
+	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+	for _, b := range l.bcast {
+		if b == dst {
+			return true
+		}
+	}
+	return false
+}
+
+// directedBroadcast is the all-ones host address of an IPv4 prefix of /30
+// or shorter.
+func directedBroadcast(a net.Addr) (netip.Addr, bool) {
+	n, ok := a.(*net.IPNet)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip4, mask := n.IP.To4(), n.Mask
+	if ip4 == nil || len(mask) != net.IPv4len {
+		return netip.Addr{}, false
+	}
+	if ones, _ := mask.Size(); ones > 30 {
+		return netip.Addr{}, false
+	}
+	var b [4]byte
+	for i := range b {
+		b[i] = ip4[i] | ^mask[i]
+	}
+	return netip.AddrFrom4(b), true
+}
+
+func icmp4Unreachable(pkt []byte) []byte {
 	quote := pkt[:min(len(pkt), icmpQuote4Max)]
 	out := make([]byte, ipv4HeaderLen+8+len(quote))
 	h := out[:ipv4HeaderLen]
@@ -68,9 +169,6 @@ func icmp4Unreachable(pkt []byte) []byte {
 }
 
 func icmp6Unreachable(pkt []byte) []byte {
-	if len(pkt) < ipv6HeaderLen || pkt[6] == 58 && len(pkt) > 40 && pkt[40] < 128 {
-		return nil // never answer an ICMPv6 error with an error
-	}
 	quote := pkt[:min(len(pkt), icmpQuote6Max)]
 	out := make([]byte, ipv6HeaderLen+8+len(quote))
 	h := out[:ipv6HeaderLen]

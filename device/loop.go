@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type loop struct {
 	icmpWindow time.Time
 	icmpCount  int
 	icmpBufs   [1][]byte
+	// bcast caches the TUN's IPv4 directed broadcast addresses, read at
+	// bcastAt (icmp.go).
+	bcast   []netip.Addr
+	bcastAt time.Time
 
 	cmdMu sync.Mutex
 	cmds  []func(*loop)
