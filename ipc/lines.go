@@ -16,6 +16,7 @@ type lineReader struct {
 	budget int64 // bytes this request may still use
 	n      int   // number of the line last returned, 1-based
 	long   []byte
+	cr     bool // the last line ended in "\r\n"
 }
 
 func newLineReader(r *bufio.Reader, maxLine int, budget int64) *lineReader {
@@ -30,6 +31,7 @@ func newLineReader(r *bufio.Reader, maxLine int, budget int64) *lineReader {
 // those the stream position is lost.
 func (lr *lineReader) next() ([]byte, error) {
 	lr.n++
+	lr.cr = false
 	lr.long = lr.long[:0]
 	tooLong := false
 	for {
@@ -52,6 +54,7 @@ func (lr *lineReader) next() ([]byte, error) {
 				lr.long = append(lr.long, chunk...)
 				line = lr.long
 			}
+			lr.cr = len(line) >= 2 && line[len(line)-2] == '\r'
 			return trimEOL(line), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			if !tooLong {

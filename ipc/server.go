@@ -122,7 +122,7 @@ func (s *server) serveConn(c net.Conn) {
 	w := bufio.NewWriterSize(dc, 64<<10)
 	for {
 		lr := newLineReader(r, l.limits.MaxLineBytes, int64(l.limits.MaxLineBytes))
-		op, err := lr.next()
+		line, err := lr.next()
 		if err != nil {
 			if !errors.Is(err, ErrTruncated) {
 				s.stats.readErrors.Add(1)
@@ -130,8 +130,17 @@ func (s *server) serveConn(c net.Conn) {
 			}
 			return
 		}
+		// A copy: line points into r's buffer, which the operation's own
+		// reads overwrite before it is logged or counted.
+		op := string(line)
+		if lr.cr {
+			// wireguard-go compares the operation line with "set=1\n"
+			// and "get=1\n" exactly; only the lines after it may end
+			// in "\r\n".
+			op += "\r"
+		}
 		var opErr error
-		switch string(op) {
+		switch op {
 		case "get=1":
 			opErr = s.get(r, w)
 		case "set=1":
@@ -144,7 +153,7 @@ func (s *server) serveConn(c net.Conn) {
 			return
 		}
 		if opErr != nil {
-			s.failed(string(op), opErr)
+			s.failed(op, opErr)
 		}
 		if !s.reply(w, opErr) {
 			return

@@ -95,6 +95,35 @@ func TestRefusalsCountedAndLogLimited(t *testing.T) {
 		t.Fatalf("unknown operation answered with %d bytes, want the connection closed", n)
 	}
 	c2.Close()
+	// So does "set=1\r\n": wireguard-go matches the operation line exactly.
+	c3, err := net.Dial("unix", filepath.Join(dir, "wgds0.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3.Write([]byte("set=1\r\nlisten_port=1\n\n"))
+	c3.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _ := c3.Read(make([]byte, 16)); n != 0 {
+		t.Fatalf("set=1\\r answered with %d bytes, want the connection closed", n)
+	}
+	c3.Close()
+	// A refused set longer than the reader's buffer is still counted and
+	// logged as a set: the operation's name is not read back from a buffer
+	// the request has overwritten.
+	clockMu.Lock()
+	now = now.Add(10 * time.Second)
+	clockMu.Unlock()
+	var big strings.Builder
+	big.WriteString("set=1\n")
+	for i := range 2000 {
+		fmt.Fprintf(&big, "public_key=%064x\n", i+1)
+	}
+	big.WriteString("bogus=1\n\n")
+	if reply := roundTrip(t, c, r, big.String()); reply != "errno=-22\n" {
+		t.Fatalf("big refused set: reply %q", reply)
+	}
+	if tail := logs.String()[strings.LastIndex(logs.String(), "operation failed"):]; !strings.Contains(tail, `op="set=1"`) {
+		t.Fatalf("big refused set logged as %q", tail)
+	}
 
 	cl, err := DialPath(filepath.Join(dir, "wgds0.sock"))
 	if err != nil {
@@ -105,7 +134,7 @@ func TestRefusalsCountedAndLogLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Stats{SetRejected: bad + 1, BadOperation: 1}
+	want := Stats{SetRejected: bad + 2, BadOperation: 2}
 	if got.Stats != want || got.Replay != 1 {
 		t.Fatalf("counters %+v, want %+v and replay=1", got, want)
 	}
