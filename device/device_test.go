@@ -227,6 +227,19 @@ func TestReplayedAndForgedDataDropped(t *testing.T) {
 		return c.BadLength+c.BadType+c.UnknownIndex+c.InvalidMAC1 >= 150
 	})
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("still working")))
+	// Known types of the wrong size count as bad_length, unknown types as
+	// bad_type.
+	before0 := b.dev.Counters()
+	for _, m := range [][]byte{{1, 0, 0, 0, 9}, make([]byte, 149), {2}, {9, 0, 0, 0, 1, 2, 3}} {
+		if len(m) == 149 {
+			m[0] = 1 // an initiation is 148 bytes
+		}
+		proxy.inject(m)
+	}
+	waitFor(t, "wrong sizes and types counted", func() bool {
+		c := b.dev.Counters()
+		return c.BadLength-before0.BadLength == 3 && c.BadType-before0.BadType == 1
+	})
 
 	// Random datagrams, and truncated and bit-flipped copies of a real data
 	// message: dropped and counted, never delivered, no panic.

@@ -2,6 +2,7 @@ package device
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -87,7 +88,11 @@ func (l *loop) classify(j **job, buf []byte, off, n int, ep conn.Endpoint, own b
 	msg := buf[off : off+n]
 	typ, err := noise.MessageType(msg)
 	if err != nil {
-		d.counters.badType.Add(1)
+		if errors.Is(err, noise.ErrBadLength) {
+			d.counters.badLength.Add(1) // a known type of the wrong size
+		} else {
+			d.counters.badType.Add(1)
+		}
 		return false
 	}
 	switch {
@@ -172,6 +177,10 @@ func (l *loop) checkDecrypted(j *job) {
 	var run receivedRun
 	for i := range j.elems {
 		e := &j.elems[i]
+		if errors.Is(e.err, noise.ErrReplay) { // a counter past the key's limit
+			d.counters.replay.Add(1)
+			continue
+		}
 		if e.err != nil {
 			d.counters.decryptFailed.Add(1)
 			d.logLim.log(d.log, now, "decrypt failed", "from", e.ep.Dst)
