@@ -157,7 +157,13 @@ func serve(ctx context.Context, name string, log *slog.Logger, ready *os.File) e
 	d.notify.send("READY=1")
 	defer d.notify.send("STOPPING=1")
 	return d.wait(ctx, func() {
-		if err := reloadInterface(context.Background(), name, quickIO{stderr: io.Discard}); err != nil {
+		err := reloadInterface(context.Background(), name, quickIO{stderr: io.Discard})
+		switch {
+		case errors.Is(err, errNotUp):
+			// A bare daemon (wireguard-go's form) has no config file to
+			// read again; wireguard-go dies of SIGHUP, we carry on.
+			log.Info("SIGHUP ignored: no config to reload (the interface was not brought up by wgd up)")
+		case err != nil:
 			log.Error("reload on SIGHUP", "err", err)
 		}
 	})
