@@ -177,7 +177,12 @@ func (d *Device) fail(err error) {
 		d.err = err
 	}
 	d.errMu.Unlock()
-	d.log.Error("device stopped", "err", err)
+	if errors.Is(err, tun.ErrDeleted) {
+		// How wg-quick down and ip link del stop a userspace daemon.
+		d.log.Info("interface deleted, stopping")
+	} else {
+		d.log.Error("device failed, stopping", "err", err)
+	}
 	go d.Close()
 }
 
