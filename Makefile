@@ -10,7 +10,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 WIREGUARD_GO_VERSION := v0.0.0-20260522210424-ecfc5a8d5446
 # go install names the binary after the module: "wireguard".
 WIREGUARD_GO := $(GOBIN)/wireguard
-DEBIAN_PACKAGES := iproute2 wireguard-tools iperf3 iputils-ping procps nftables
+DEBIAN_PACKAGES := iproute2 wireguard-tools iperf3 iputils-ping procps nftables iptables
 FUZZTIME ?= 3s
 
 .PHONY: all build deps tools test lint unit fuzz demo bench clean install

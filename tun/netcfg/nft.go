@@ -2,6 +2,7 @@ package netcfg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -58,13 +59,14 @@ func (r *Runner) linkAddrs(link netlink.Link, fam int) []netip.Addr {
 	return out
 }
 
-// addFirewall installs the nftables part of add_default when nft exists.
-// wg-quick falls back to iptables-restore; we do not.
+// addFirewall installs the firewall part of add_default: with nft when it
+// exists, else with iptables-restore (ip6tables-restore), as wg-quick does.
+// With neither, it warns that the tunnel's addresses are not protected from
+// packets arriving on other interfaces, and carries on.
 func (r *Runner) addFirewall(ctx context.Context, u *Undo, st *upState, fam int) error {
 	nft := r.tool(r.Nft, "nft")
 	if nft == nil {
-		r.log().Info("nft not found; skipping the full-tunnel firewall rules", "interface", st.s.Interface)
-		return nil
+		return r.addIptables(ctx, u, st, fam)
 	}
 	c := command{argv: withArgs(nft, "-f", "-"), stdin: nftScript(fam, st.s.Interface, st.fwTable, r.linkAddrs(st.link, fam))}
 	r.printf("[#] %s", c)
@@ -76,9 +78,14 @@ func (r *Runner) addFirewall(ctx context.Context, u *Undo, st *upState, fam int)
 	return nil
 }
 
-// removeFirewall is wg-quick's remove_firewall for nftables: delete every
-// table named after the interface, whichever family.
+// removeFirewall is wg-quick's remove_firewall: delete every nftables
+// table named after the interface, whichever family, and every iptables
+// rule that carries the interface's wg-quick comment.
 func (r *Runner) removeFirewall(ctx context.Context, iface string) error {
+	return errors.Join(r.removeNft(ctx, iface), r.removeIptables(ctx, iface))
+}
+
+func (r *Runner) removeNft(ctx context.Context, iface string) error {
 	nft := r.tool(r.Nft, "nft")
 	if nft == nil {
 		return nil
@@ -107,4 +114,104 @@ func nftDeleteScript(listing, iface string) string {
 		}
 	}
 	return b.String()
+}
+
+// iptablesMarker is the comment wg-quick puts on its iptables rules; down
+// finds them by it.
+func iptablesMarker(iface string) string {
+	return fmt.Sprintf("-m comment --comment \"wg-quick(8) rule for %s\"", iface)
+}
+
+// iptablesScript is wg-quick's iptables-restore input for add_default.
+func iptablesScript(iface string, table int, addrs []netip.Addr) string {
+	marker := iptablesMarker(iface)
+	var b strings.Builder
+	b.WriteString("*raw\n")
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "-I PREROUTING ! -i %s -d %s -m addrtype ! --src-type LOCAL -j DROP %s\n", iface, a, marker)
+	}
+	fmt.Fprintf(&b, "COMMIT\n*mangle\n-I POSTROUTING -m mark --mark %d -p udp -j CONNMARK --save-mark %s\n", table, marker)
+	fmt.Fprintf(&b, "-I PREROUTING -p udp -j CONNMARK --restore-mark %s\nCOMMIT\n", marker)
+	return b.String()
+}
+
+// iptablesNames are the restore and save programs of a family.
+func iptablesNames(fam int) (restore, save string) {
+	if fam == netlink.FAMILY_V6 {
+		return "ip6tables-restore", "ip6tables-save"
+	}
+	return "iptables-restore", "iptables-save"
+}
+
+func (r *Runner) addIptables(ctx context.Context, u *Undo, st *upState, fam int) error {
+	iface := st.s.Interface
+	restoreName, _ := iptablesNames(fam)
+	restore := r.iptablesTool(restoreName)
+	if restore == nil {
+		r.printf("Warning: neither nft nor %s found: no firewall rules for %s (packets for its addresses arriving on other interfaces are not dropped)", restoreName, iface)
+		return nil
+	}
+	c := command{argv: withArgs(restore, "-n"), stdin: iptablesScript(iface, st.fwTable, r.linkAddrs(st.link, fam))}
+	r.printf("[#] %s", c)
+	if err := r.run(ctx, c); err != nil {
+		return stepErr(c.String(), err)
+	}
+	u.push(c.String(), c.String(), func(ctx context.Context) error { return r.removeIptablesFamily(ctx, iface, fam) })
+	return nil
+}
+
+// removeIptables deletes the interface's rules in both families, as
+// wg-quick's remove_firewall does when iptables is installed.
+func (r *Runner) removeIptables(ctx context.Context, iface string) error {
+	return errors.Join(r.removeIptablesFamily(ctx, iface, netlink.FAMILY_V4), r.removeIptablesFamily(ctx, iface, netlink.FAMILY_V6))
+}
+
+func (r *Runner) removeIptablesFamily(ctx context.Context, iface string, fam int) error {
+	restoreName, saveName := iptablesNames(fam)
+	save, restore := r.iptablesTool(saveName), r.iptablesTool(restoreName)
+	if save == nil || restore == nil {
+		return nil
+	}
+	out, err := r.output(ctx, command{argv: save})
+	if err != nil {
+		return nil // as wg-quick: a failing listing means nothing to remove
+	}
+	script := iptablesDeleteScript(out, iface)
+	if script == "" {
+		return nil
+	}
+	c := command{argv: withArgs(restore, "-n"), stdin: script}
+	r.printf("[#] %s", c)
+	return stepErr(c.String(), r.run(ctx, c))
+}
+
+// iptablesDeleteScript turns iptables-save output into the restore input
+// that deletes the interface's wg-quick rules: table headers and COMMIT
+// lines kept, each marked "-A" rule turned into "-D", the rest dropped.
+// Empty when there is no such rule.
+func iptablesDeleteScript(listing, iface string) string {
+	marker := iptablesMarker(iface)
+	var b strings.Builder
+	found := false
+	for line := range strings.Lines(listing) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "*"), line == "COMMIT":
+			b.WriteString(line + "\n")
+		case strings.HasPrefix(line, "-A ") && strings.Contains(line, marker):
+			found = true
+			b.WriteString("-D" + line[2:] + "\n")
+		}
+	}
+	if !found {
+		return ""
+	}
+	return b.String()
+}
+
+func (r *Runner) iptablesTool(name string) []string {
+	if r.Iptables != nil {
+		return withArgs(r.Iptables, name)
+	}
+	return r.tool(nil, name)
 }

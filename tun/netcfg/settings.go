@@ -105,6 +105,11 @@ type Runner struct {
 	// Resolvconf, Resolvectl and Nft are argv prefixes for the tools; nil
 	// means the name looked up in PATH through LookPath.
 	Resolvconf, Resolvectl, Nft []string
+	// Iptables, if set, is an argv prefix to which the iptables tool's
+	// name (iptables-restore, ip6tables-save, ...) is appended; nil means
+	// each name looked up through LookPath. They are used when nft is
+	// absent, as wg-quick does.
+	Iptables []string
 	// LookPath finds tools; nil means exec.LookPath. A failure means absent.
 	LookPath func(name string) (string, error)
 	// InterfaceOrder is resolvconf's interface-order file, which decides the
