@@ -145,6 +145,41 @@ func TestE2EReload(t *testing.T) {
 	mustContain(t, "dns", n.file("dns.log"), "argv: -d tun.wgt0 -f")
 }
 
+// TestE2EReloadAddressChange: replacing the only IPv4 address keeps the
+// peers' routes (the kernel flushes a family's routes with its last
+// address) and redoes the full tunnel: its default route, one set of
+// rules, and firewall rules for the new address instead of the old.
+func TestE2EReloadAddressChange(t *testing.T) {
+	n := newTestNS(t)
+	var mark uint32
+	ctx := context.Background()
+	old := Settings{Interface: testIface, Addresses: prefixes("198.18.0.1/24"), MTU: 1420,
+		AllowedIPs: prefixes("198.18.48.0/24", "0.0.0.0/0")}
+	if _, err := n.r.Up(ctx, old, n.device(&mark)); err != nil {
+		t.Fatal(err)
+	}
+	next := old
+	next.Addresses = prefixes("198.18.0.2/24")
+	dev := n.device(&mark)
+	dev.FwMark = func() (uint32, error) { return mark, nil }
+	if err := n.r.Reload(ctx, old, next, dev); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "address", n.ip("addr", "show", "dev", testIface), "198.18.0.2/24")
+	mustContain(t, "main routes", n.ip("route"), "198.18.48.0/24 dev wgt0")
+	mustContain(t, "table 51820", n.ip("route", "show", "table", "51820"), "default dev wgt0")
+	if rules := n.ip("rule"); strings.Count(rules, "lookup 51820") != 1 || strings.Count(rules, "suppress_prefixlength") != 1 {
+		t.Errorf("rules after reload:\n%s", rules)
+	}
+	nft := n.exec("nft", "list", "ruleset")
+	mustContain(t, "nft", nft, "ip daddr 198.18.0.2")
+	mustNotContain(t, "nft", nft, "198.18.0.1")
+	if err := n.r.Down(ctx, next, dev); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, n)
+}
+
 // TestE2EFullTunnelIptables: without nft, the full tunnel's firewall rules
 // go in with iptables-restore and ip6tables-restore, as wg-quick's
 // fallback, and down removes exactly them.

@@ -215,3 +215,25 @@ func (r *Runner) iptablesTool(name string) []string {
 	}
 	return r.tool(nil, name)
 }
+
+// removeFirewallFamily deletes the interface's firewall rules of one family
+// (its nftables table, its marked iptables rules): a reload that drops or
+// redoes one family's full tunnel.
+func (r *Runner) removeFirewallFamily(ctx context.Context, iface string, fam int) error {
+	var errs []error
+	if nft := r.tool(r.Nft, "nft"); nft != nil {
+		out, err := r.output(ctx, command{argv: withArgs(nft, "list", "tables")})
+		want := fmt.Sprintf("table %s %s", nftFamily(fam), nftTable(iface))
+		if err == nil {
+			for line := range strings.Lines(out) {
+				if strings.TrimSpace(line) == want {
+					c := command{argv: withArgs(nft, "-f", "-"), stdin: "delete " + want + "\n"}
+					r.printf("[#] %s", c)
+					errs = append(errs, stepErr(c.String(), r.run(ctx, c)))
+				}
+			}
+		}
+	}
+	errs = append(errs, r.removeIptablesFamily(ctx, iface, fam))
+	return errors.Join(errs...)
+}

@@ -39,19 +39,54 @@ func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) erro
 		return err
 	}
 	same := oldTable == newTable
-	if err := r.removeRoutes(old, oldTable, dev, link, routeDiff(old.AllowedIPs, new.AllowedIPs, same)); err != nil {
+	// A family whose addresses changed has all its routes redone: the
+	// kernel may have dropped them with the last old address, and a full
+	// tunnel's firewall rules name the addresses.
+	refresh := map[int]bool{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		refresh[fam] = !slices.Equal(familyOf(old.Addresses, fam), familyOf(new.Addresses, fam))
+	}
+	removed := routeDiff(old.AllowedIPs, new.AllowedIPs, same)
+	added := routeDiff(new.AllowedIPs, old.AllowedIPs, same)
+	for _, p := range old.AllowedIPs {
+		if refresh[family(p)] && slices.Contains(new.AllowedIPs, p) && !slices.Contains(removed, p) {
+			removed, added = append(removed, p), append(added, p)
+		}
+	}
+	if err := r.removeRoutes(ctx, old, oldTable, dev, link, removed); err != nil {
 		return err
 	}
-	added := *st
-	added.s.AllowedIPs = routeDiff(new.AllowedIPs, old.AllowedIPs, same)
-	if err := r.addRoutes(ctx, u, &added); err != nil {
+	addSt := *st
+	addSt.s.AllowedIPs = added
+	if err := r.addRoutes(ctx, u, &addSt); err != nil {
 		return err
 	}
 	return r.reloadDNS(ctx, u, old, new)
 }
 
+// familyOf lists the prefixes of ps in family fam, in order.
+func familyOf(ps []netip.Prefix, fam int) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if family(p) == fam {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// reloadAddresses deletes the old addresses, then adds the new ones (not
+// the other way round: deleting a primary IPv4 address takes the
+// secondaries of its subnet with it). The kernel flushes a family's routes
+// on the device with its last address, so Reload redoes the routes of a
+// family whose addresses changed.
 func (r *Runner) reloadAddresses(u *Undo, st *upState, old []netip.Prefix) error {
 	h := r.handle()
+	for _, a := range st.s.Addresses {
+		if !slices.Contains(old, a) && a.Addr().Is4In6() {
+			return fmt.Errorf("address %s: IPv4-mapped IPv6 addresses are not supported", a)
+		}
+	}
 	for _, a := range old {
 		if slices.Contains(st.s.Addresses, a) {
 			continue
@@ -99,8 +134,9 @@ func routeDiff(a, b []netip.Prefix, sameTable bool) []netip.Prefix {
 }
 
 // removeRoutes deletes the routes of ps that old put on the link, and for a
-// dropped default route of a full tunnel its family's policy rules too.
-func (r *Runner) removeRoutes(old Settings, table Table, dev Device, link netlink.Link, ps []netip.Prefix) error {
+// dropped default route of a full tunnel its family's policy rules and
+// firewall rules too.
+func (r *Runner) removeRoutes(ctx context.Context, old Settings, table Table, dev Device, link netlink.Link, ps []netip.Prefix) error {
 	var errs []error
 	for _, p := range sortRoutes(ps) {
 		id, name := r.routeTable(old, table, dev, p)
@@ -118,6 +154,7 @@ func (r *Runner) removeRoutes(old Settings, table Table, dev Device, link netlin
 			if n > 0 {
 				errs = append(errs, r.deleteSuppressRules(family(p), n))
 			}
+			errs = append(errs, r.removeFirewallFamily(ctx, old.Interface, family(p)))
 		}
 	}
 	return errors.Join(errs...)
