@@ -118,6 +118,11 @@ func InterfacesIn(dir string) ([]string, error) {
 		}
 		c, err := net.DialTimeout("unix", socketPath(dir, name), time.Second)
 		if err != nil {
+			if errors.Is(err, os.ErrPermission) {
+				// Listed, as wg lists it: showing it then says
+				// "Permission denied" instead of nothing at all.
+				names = append(names, name)
+			}
 			continue
 		}
 		c.Close()
