@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wgdvpn/wgd/ipc"
 )
 
 // End-to-end tests of the places where `wgd up/down/save` must do what
@@ -188,7 +191,53 @@ func TestE2EQuickSave(t *testing.T) {
 	mustWgd(t, s.a.ns, "save", path)
 	data, _ := os.ReadFile(path)
 	contains(t, "saved config", string(data), "PublicKey = "+newPub, "PostUp = echo post-up-ran", "Address = 198.19.0.1/24")
+	lacks(t, "saved config (the file had no SaveConfig)", string(data), "SaveConfig")
 	ipIn(t, s.a.ns, "link", "show", s.a.iface)
 	mustWgd(t, s.a.ns, "down", path)
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
+// TestE2EQuickDownWrongNamespace: down run in a namespace where the link
+// is not, while its daemon still answers, refuses and keeps the record;
+// down in the right namespace then works.
+func TestE2EQuickDownWrongNamespace(t *testing.T) {
+	s := newQuickSetup(t)
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	mustWgd(t, s.a.ns, "up", path)
+	r := wgdIn(t, s.b.ns, "down", path)
+	if r.code == 0 || !strings.Contains(r.stderr, "is not in this network namespace") {
+		t.Fatalf("down in the wrong namespace: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, s.a.iface+".json")); err != nil {
+		t.Fatalf("state file removed: %v", err)
+	}
+	mustWgd(t, s.a.ns, "down", path)
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
+// TestE2EQuickDownOnlyStale: `down --only-stale` (the unit's ExecStopPost)
+// leaves a live interface alone, as after a start that failed with
+// "already exists", and still cleans up after a daemon that is gone.
+func TestE2EQuickDownOnlyStale(t *testing.T) {
+	s := newQuickSetup(t)
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	mustWgd(t, s.a.ns, "up", path)
+	if r := wgdIn(t, s.a.ns, "up", "-f", path); r.code == 0 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("second up -f: exit %d\n%s", r.code, r.stderr)
+	}
+	mustWgd(t, s.a.ns, "down", "--only-stale", path)
+	contains(t, "address kept", ipIn(t, s.a.ns, "addr", "show", "dev", s.a.iface), "198.19.0.1/24")
+	killDaemon(t, s.a.ns, s.a.iface)
+	// The link goes with the TUN fd; the listener may outlive it by a
+	// moment while the dead process's files close (systemd runs
+	// ExecStopPost only after the process is gone).
+	waitFor(3*time.Second, func() bool {
+		c, err := ipc.Dial(s.a.iface)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	mustWgd(t, s.a.ns, "down", "--only-stale", path)
 	assertGone(t, s.a.ns, s.a.iface)
 }

@@ -188,7 +188,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 //
 // s supplies the wg-quick keys (DNS, MTU, Table, hooks): those of the file as
 // it is now, when it can be read, as wg-quick parses it again at down.
-func saveConfig(path, iface string, s netcfg.Settings, info device.Info, peers []device.PeerInfo) error {
+func saveConfig(path, iface string, s netcfg.Settings, saveFlag bool, info device.Info, peers []device.PeerInfo) error {
 	c := conf.Config{Interface: conf.Interface{
 		PrivateKey: info.PrivateKey,
 		ListenPort: info.ListenPort,
@@ -200,7 +200,7 @@ func saveConfig(path, iface string, s netcfg.Settings, info device.Info, peers [
 		PostUp:     s.PostUp,
 		PreDown:    s.PreDown,
 		PostDown:   s.PostDown,
-		SaveConfig: true,
+		SaveConfig: saveFlag, // the file's: wg-quick save writes the line only if set
 	}}
 	if link, err := netlink.LinkByName(iface); err == nil {
 		if addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL); err == nil {

@@ -340,6 +340,9 @@ func resolveEndpoint(e *wgEnv, v string) (netip.AddrPort, error) {
 		return fail("Servname not supported for ai_socktype: `%s'\n", v)
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
+		if !scopeResolves(a) {
+			return fail("Name or service not known: `%s'\n", v)
+		}
 		return netip.AddrPortFrom(a, portNum), nil
 	}
 	retries, ok := resolutionRetries(e.Getenv("WG_ENDPOINT_RESOLUTION_RETRIES"))
@@ -364,6 +367,26 @@ func resolveEndpoint(e *wgEnv, v string) (netip.AddrPort, error) {
 		e.Sleep(pause)
 		pause = min(20*time.Second, pause*6/5)
 	}
+}
+
+// scopeResolves is glibc's rule for an IPv6 zone, which wg's getaddrinfo
+// applies: a number is taken as it is; an interface name only on a
+// link-local (or interface- or link-local multicast) address and only if
+// the interface exists here. Anything else does not resolve, and passing it
+// on would give the daemon an endpoint wg itself cannot read back.
+func scopeResolves(a netip.Addr) bool {
+	zone := a.Zone()
+	if zone == "" {
+		return true
+	}
+	if isDigits(zone) {
+		return true
+	}
+	if !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() && !a.IsInterfaceLocalMulticast() {
+		return false
+	}
+	_, err := net.InterfaceByName(zone)
+	return err == nil
 }
 
 // splitEndpoint separates host and port as wg does, with its messages.

@@ -40,8 +40,19 @@ func newUpCmd() *cobra.Command {
 }
 
 func newDownCmd() *cobra.Command {
-	return newQuickCmd("down", "Take a WireGuard interface down and undo what up did (wg-quick down)",
-		func(cmd *cobra.Command, t quickTarget) error { return runDown(cmd.Context(), t, newQuickIO(cmd), nil) })
+	var onlyStale bool
+	cmd := newQuickCmd("down", "Take a WireGuard interface down and undo what up did (wg-quick down)",
+		func(cmd *cobra.Command, t quickTarget) error {
+			if onlyStale && isWireGuard(t.iface) {
+				// Someone's live interface (a start that failed with
+				// "already exists"): not ours to take down.
+				return nil
+			}
+			return runDown(cmd.Context(), t, newQuickIO(cmd), nil)
+		})
+	cmd.Flags().BoolVar(&onlyStale, "only-stale", false,
+		"only clean up after a daemon that is gone; leave an interface whose daemon answers alone (for ExecStopPost)")
+	return cmd
 }
 
 func newSaveCmd() *cobra.Command {
@@ -272,6 +283,12 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 		return fmt.Errorf("`%s' is not a WireGuard interface", t.iface)
 	}
 	st, err := readState(t.iface)
+	if err == nil && !present && own == nil && daemonAnswers(t.iface, 2*time.Second) {
+		// The daemon still answers after its link would have stopped it:
+		// the link is in another network namespace (down was run in the
+		// wrong one). Keep the record.
+		return fmt.Errorf("`%s' is not in this network namespace, but its daemon is running: run down where it is", t.iface)
+	}
 	var saved netcfg.Settings // what SaveConfig writes
 	if err != nil {
 		if !present {
@@ -309,7 +326,7 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 				return err
 			}
 			fmt.Fprintf(q.stderr, "[#] saving configuration to %s\n", st.ConfigPath)
-			return saveConfig(st.ConfigPath, t.iface, saved, info, peers)
+			return saveConfig(st.ConfigPath, t.iface, saved, true, info, peers)
 		}
 	}
 	err = q.runner(st.ConfigPath).Down(ctx, st.Settings, dev)
@@ -319,6 +336,21 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 	_ = deleteInterface(t.iface)
 	removeState(t.iface)
 	return err
+}
+
+// daemonAnswers reports whether iface's UAPI socket still answers after
+// wait: a daemon whose link was just deleted takes a moment to go.
+func daemonAnswers(iface string, wait time.Duration) bool {
+	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
+		c, err := ipc.Dial(iface)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return true
+		}
+	}
 }
 
 // fileHooks takes the hooks from the config file as it is now.
@@ -373,7 +405,7 @@ func runSave(t quickTarget, q quickIO) error {
 		return fmt.Errorf("save %s: %w", t.iface, err)
 	}
 	fmt.Fprintf(q.stderr, "[#] saving configuration to %s\n", path)
-	return saveConfig(path, t.iface, s, info, peers)
+	return saveConfig(path, t.iface, s, c.Interface.SaveConfig, info, peers)
 }
 
 // reloadInterface applies the config file again without dropping sessions:
