@@ -59,7 +59,17 @@ func runDaemon(cmd *cobra.Command, args []string, foreground bool) error {
 		foreground = true
 	}
 	if !foreground {
-		return spawnDaemon(cmd, name)
+		if err := spawnDaemon(cmd, name); err != nil {
+			return err
+		}
+		// wireguard-go says nothing; a person at a terminal who meant a
+		// subcommand should learn that a daemon now runs.
+		if f, ok := cmd.ErrOrStderr().(*os.File); ok {
+			if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+				fmt.Fprintf(f, "wgd: the daemon for interface %s runs in the background; `ip link del %s` stops it\n", name, name)
+			}
+		}
+		return nil
 	}
 	ready := readyPipe()
 	err := serve(cmd.Context(), name, newLogger(name, cmd.ErrOrStderr()), ready)

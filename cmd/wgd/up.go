@@ -29,7 +29,7 @@ func newUpCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up [-f] CONFIG_FILE|INTERFACE",
 		Short: "Bring up a WireGuard interface from a wg-quick config (wg-quick up)",
-		Args:  cobra.ExactArgs(1),
+		Args:  oneTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUp(cmd.Context(), args[0], foreground, newQuickIO(cmd))
 		},
@@ -67,13 +67,22 @@ func newReloadCmd() *cobra.Command {
 		})
 }
 
+// oneTarget wants exactly one CONFIG_FILE|INTERFACE argument and says how
+// to call the command otherwise, as wg-quick prints its usage.
+func oneTarget(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: %s", cmd.UseLine())
+	}
+	return nil
+}
+
 // newQuickCmd builds a `wgd VERB CONFIG_FILE|INTERFACE` command that needs
 // CAP_NET_ADMIN.
 func newQuickCmd(verb, short string, run func(*cobra.Command, quickTarget) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " CONFIG_FILE|INTERFACE",
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  oneTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := resolveTarget(args[0])
 			if err != nil {
