@@ -154,3 +154,29 @@ func FuzzNftDeleteScript(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIptablesDeleteScript: whatever iptables-save prints, the delete
+// script holds only table headers, COMMIT lines and "-D" rules that carry
+// the interface's wg-quick comment, one per marked "-A" rule.
+func FuzzIptablesDeleteScript(f *testing.F) {
+	f.Add("*raw\n-A PREROUTING -m comment --comment \"wg-quick(8) rule for wg0\" -j DROP\nCOMMIT\n", "wg0")
+	f.Add("*filter\n-A INPUT -j ACCEPT\nCOMMIT\n", "wg0")
+	f.Fuzz(func(t *testing.T, listing, iface string) {
+		script := iptablesDeleteScript(listing, iface)
+		marker := iptablesMarker(iface)
+		rules := 0
+		for line := range strings.Lines(script) {
+			line = strings.TrimSuffix(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "*"), line == "COMMIT":
+			case strings.HasPrefix(line, "-D ") && strings.Contains(line, marker):
+				rules++
+			default:
+				t.Fatalf("bad line %q", line)
+			}
+		}
+		if script != "" && rules == 0 {
+			t.Fatalf("a script without a rule: %q", script)
+		}
+	})
+}
