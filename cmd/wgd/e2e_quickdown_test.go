@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,16 +23,7 @@ func wgdInDir(t *testing.T, ns, dir string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, wgdBin}, args...)...)
 	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runCmd(t, cmd)
 }
 
 func TestE2EQuickDownRefusesOtherInterface(t *testing.T) {

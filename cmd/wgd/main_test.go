@@ -44,6 +44,12 @@ func runTool(t *testing.T, stdin string, prog string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(prog, args...)
 	cmd.Stdin = strings.NewReader(stdin)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs a prepared command and returns its output and exit code.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -51,7 +57,7 @@ func runTool(t *testing.T, stdin string, prog string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s %v: %v", prog, args, err)
+		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return result{out.String(), errb.String(), code}
 }
