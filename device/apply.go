@@ -172,6 +172,10 @@ func (d *Device) setStatic(priv noise.PrivateKey) {
 		p.mu.Lock()
 		p.zeroKeysLocked()
 		p.hs.SetLocal(d.staticOrPlaceholder())
+		// A handshake under the old identity can never complete: the next
+		// packet starts one under the new identity at once, not up to
+		// REKEY_TIMEOUT after the last attempt.
+		p.lastInitiation = time.Time{}
 		p.mu.Unlock()
 	}
 }

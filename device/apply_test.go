@@ -118,3 +118,36 @@ func TestApplyReplacedPrivateKeys(t *testing.T) {
 		t.Errorf("a peer with our own public key was created")
 	}
 }
+
+// TestNewPrivateKeyHandshakesAtOnce: after the private key changes, the
+// next packet starts a handshake under the new identity at once, even
+// when the last one went out less than REKEY_TIMEOUT ago (the injected
+// clock does not move here, so waiting for the retry timer would hang).
+func TestNewPrivateKeyHandshakesAtOnce(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("before")))
+
+	fresh := newKey(t)
+	if err := a.dev.Apply(&Config{PrivateKey: &fresh}); err != nil {
+		t.Fatal(err)
+	}
+	a.pub = fresh.PublicKey()
+	if err := b.dev.Apply(&Config{ReplacePeers: true}); err != nil {
+		t.Fatal(err)
+	}
+	ep := netip.AddrPortFrom(lo4, a.dev.Port())
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{
+		PublicKey:  a.pub,
+		Endpoint:   &ep,
+		AllowedIPs: []AllowedIPChange{{Prefix: netip.PrefixFrom(a.addr, 32)}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("after the new key")))
+	if c := a.dev.Counters(); c.HandshakesDone != 2 {
+		t.Errorf("a: %d handshakes completed, want 2", c.HandshakesDone)
+	}
+}
