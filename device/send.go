@@ -94,7 +94,10 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 		l.putBuf(buf)
 		return
 	}
-	if !l.appendSeal(j, p, buf, n, now) {
+	// While packets wait for p's session, later ones queue behind them:
+	// the session can be usable a moment before the loop runs the flush
+	// the handshake posted, and a packet sealed then would overtake them.
+	if len(p.staged) > 0 || !l.appendSeal(j, p, buf, n, now) {
 		l.stage(p, pkt)
 		l.putBuf(buf)
 	}
