@@ -18,6 +18,10 @@ import (
 const (
 	// batchSize is the most packets read from one fd per readiness event.
 	batchSize = 64
+	// tcpBatch is the size at which a decrypt job holding TCP stops taking
+	// datagrams (see readUDP). It plus one coalesced datagram's segments
+	// (at most 64) stays within tun.WriteWindow.
+	tcpBatch = 192
 	// maxInflight bounds the batches between read and write in each
 	// direction; past it the loop stops reading that source (back-pressure
 	// instead of unbounded queues).
@@ -48,6 +52,8 @@ type loop struct {
 	// tunBlocked / udpBlocked: the last write hit EAGAIN; wait for EPOLLOUT.
 	tunBlocked bool
 	udpBlocked bool
+	// tcpOnly: the last decrypt job checked held only TCP packets.
+	tcpOnly bool
 	bind       *conn.Bind // loop's view of d.bind; swapped in the loop only
 	free       [][]byte   // large buffers
 	freeSmall  [][]byte   // small buffers of smallSize bytes

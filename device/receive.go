@@ -39,10 +39,17 @@ func (l *loop) readUDP(fd int) {
 	// built: one read of 64 coalesced datagrams can hold thousands of
 	// packets, and opening all of them before writing any would hand the
 	// receiving application one burst larger than its socket buffer.
+	//
+	// TCP is the exception: its receiver has room, and a TUN write merges a
+	// flow's segments into 64 KiB super-packets only within one job. Jobs
+	// of 64 cut most of them in two (a 64 KiB TSO packet is 47 segments at
+	// MTU 1420), doubling the writes and the ACKs they trigger. So while
+	// the last job held only TCP, jobs grow to tcpBatch.
+	limit := l.decryptBatch()
 	var j *job
 	for i := 0; i < n; {
 		d.indices.mu.RLock()
-		for ; i < n && (j == nil || len(j.elems) < batchSize); i++ {
+		for ; i < n && (j == nil || len(j.elems) < limit); i++ {
 			m := &l.msgs[i]
 			if m.N == 0 {
 				d.counters.badLength.Add(1) // truncated: larger than any WireGuard message
@@ -209,6 +216,38 @@ func (l *loop) checkDecrypted(j *job) {
 		}
 	}
 	l.finishReceived(&run, now)
+	l.tcpOnly = allTCP(j.out)
+}
+
+// decryptBatch is the size at which readUDP stops adding datagrams to a
+// decrypt job.
+func (l *loop) decryptBatch() int {
+	if l.d.workers.n == 0 && l.tcpOnly {
+		return tcpBatch
+	}
+	return batchSize
+}
+
+// allTCP reports whether pkts is not empty and holds only TCP packets.
+func allTCP(pkts [][]byte) bool {
+	for _, pkt := range pkts {
+		if !isTCP(pkt) {
+			return false
+		}
+	}
+	return len(pkts) > 0
+}
+
+// protoTCP is TCP's IP protocol number.
+const protoTCP = 6
+
+// isTCP reports whether pkt, an IP packet innerPacket let through,
+// carries TCP directly after its fixed header.
+func isTCP(pkt []byte) bool {
+	if pkt[0]>>4 == 4 {
+		return pkt[9] == protoTCP
+	}
+	return pkt[6] == protoTCP
 }
 
 // receivedRun gathers the bookkeeping of consecutive authenticated packets

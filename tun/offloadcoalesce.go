@@ -239,11 +239,15 @@ func buildHeader(dst []byte, first flowPkt, last []byte, payload int) int {
 	return VirtioNetHdrLen + first.hdrLen
 }
 
+// WriteWindow is how many packets of one Write the offload path considers
+// together when merging: packets further apart are never merged.
+const WriteWindow = groupWindow
+
 // Limits of one grouping window.
 const (
 	// groupWindow is the most packets Grouper.Group looks at in one call;
 	// its per-packet arrays have this size, so it does not allocate.
-	groupWindow = 128
+	groupWindow = 256
 	// maxOpenFlows is how many flows may grow a super-packet at once. A
 	// further flow closes the oldest open group, which is then written as
 	// far as it got, so a full table costs merging, never correctness.
