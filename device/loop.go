@@ -53,18 +53,18 @@ type loop struct {
 	tunBlocked bool
 	udpBlocked bool
 	// tcpOnly: the last decrypt job checked held only TCP packets.
-	tcpOnly bool
-	bind       *conn.Bind // loop's view of d.bind; swapped in the loop only
-	free       [][]byte   // large buffers
-	freeSmall  [][]byte   // small buffers of smallSize bytes
-	smallSize  int
-	freeJobs   []*job
-	encQ       []*job // encrypt batches in read order
-	decQ       []*job // decrypt batches in read order
-	readBufs   [][]byte
-	readSizes  []int
-	msgs       []conn.Message
-	sendMsgs   []conn.Message
+	tcpOnly   bool
+	bind      *conn.Bind // loop's view of d.bind; swapped in the loop only
+	free      [][]byte   // large buffers
+	freeSmall [][]byte   // small buffers of smallSize bytes
+	smallSize int
+	freeJobs  []*job
+	encQ      []*job // encrypt batches in read order
+	decQ      []*job // decrypt batches in read order
+	readBufs  [][]byte
+	readSizes []int
+	msgs      []conn.Message
+	sendMsgs  []conn.Message
 
 	// epPeer/ep cache one peer's endpoint for the batch being built.
 	epPeer *Peer
