@@ -13,18 +13,27 @@ WIREGUARD_GO := $(GOBIN)/wireguard
 DEBIAN_PACKAGES := iproute2 wireguard-tools iperf3 iputils-ping procps nftables iptables
 FUZZTIME ?= 3s
 
-.PHONY: all build deps tools test lint unit fuzz demo bench clean install
+.PHONY: all build deps tools test lint unit fuzz demo bench clean install uninstall
 
 all: build
 
 build:
 	$(GO) build -o bin/wgd ./cmd/wgd
 
-# install puts the binary and the systemd unit in place (DESTDIR for
-# packagers); it does not enable or start anything.
+# install puts the binary in PREFIX/bin and the systemd unit (pointing at
+# it) in UNITDIR; DESTDIR stages both for packagers. It does not enable or
+# start anything; uninstall removes both files.
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
 install: build
-	install -D -m 0755 bin/wgd $(DESTDIR)/usr/local/bin/wgd
-	install -D -m 0644 dist/systemd/wgd@.service $(DESTDIR)/etc/systemd/system/wgd@.service
+	install -D -m 0755 bin/wgd $(DESTDIR)$(PREFIX)/bin/wgd
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/wgd|$(PREFIX)/bin/wgd|g' dist/systemd/wgd@.service > $(DESTDIR)$(UNITDIR)/wgd@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/wgd@.service
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/wgd $(DESTDIR)$(UNITDIR)/wgd@.service
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # deps installs the Debian packages the tests and the demo use, only when
