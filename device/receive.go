@@ -45,9 +45,9 @@ func (l *loop) readUDP(fd int) {
 	// of 64 cut most of them in two (a 64 KiB TSO packet is 47 segments at
 	// MTU 1420), doubling the writes and the ACKs they trigger. So while
 	// the last job held only TCP, jobs grow to tcpBatch.
-	limit := l.decryptBatch()
 	var j *job
 	for i := 0; i < n; {
+		limit := l.decryptBatch()
 		d.indices.mu.RLock()
 		for ; i < n && (j == nil || len(j.elems) < limit); i++ {
 			m := &l.msgs[i]
