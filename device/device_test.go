@@ -487,3 +487,42 @@ func TestStagedPacketsGoFirst(t *testing.T) {
 		b.dev.Close()
 	}
 }
+
+// TestStagedThenEndpointSet: a packet staged for a peer with no endpoint
+// yet does not stop later packets from asking for a handshake; once the
+// endpoint is set, the next packet starts one and both arrive in order.
+func TestStagedThenEndpointSet(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	if err := a.dev.Apply(&Config{Peers: []PeerConfig{{
+		PublicKey:  b.pub,
+		AllowedIPs: []AllowedIPChange{{Prefix: netip.PrefixFrom(b.addr, 32)}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	epA := netip.AddrPortFrom(lo4, a.dev.Port())
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{
+		PublicKey:  a.pub,
+		Endpoint:   &epA,
+		AllowedIPs: []AllowedIPChange{{Prefix: netip.PrefixFrom(a.addr, 32)}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	first := udp4(a.addr, b.addr, []byte("staged without an endpoint"))
+	a.write(t, first)
+	if got := b.read(t, 200*time.Millisecond); got != nil {
+		t.Fatalf("delivered %x with no endpoint", got)
+	}
+	epB := netip.AddrPortFrom(lo4, b.dev.Port())
+	if err := a.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: b.pub, UpdateOnly: true, Endpoint: &epB}}}); err != nil {
+		t.Fatal(err)
+	}
+	second := udp4(a.addr, b.addr, []byte("after the endpoint"))
+	a.write(t, second)
+	for _, want := range [][]byte{first, second} {
+		if got := b.read(t, 3*time.Second); !bytes.Equal(got, want) {
+			t.Fatalf("delivered %x, want %x", got, want)
+		}
+	}
+}

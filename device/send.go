@@ -97,7 +97,18 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 	// While packets wait for p's session, later ones queue behind them:
 	// the session can be usable a moment before the loop runs the flush
 	// the handshake posted, and a packet sealed then would overtake them.
-	if len(p.staged) > 0 || !l.appendSeal(j, p, buf, n, now) {
+	// Without a usable session each one still asks for a handshake, as
+	// appendSeal would (the first may have asked when none could start,
+	// e.g. before p had an endpoint).
+	if len(p.staged) > 0 {
+		if kp := p.current.Load(); kp == nil || now.Sub(kp.Created) >= noise.RejectAfterTime {
+			d.hs.requestInitiation(p, false)
+		}
+		l.stage(p, pkt)
+		l.putBuf(buf)
+		return
+	}
+	if !l.appendSeal(j, p, buf, n, now) {
 		l.stage(p, pkt)
 		l.putBuf(buf)
 	}
