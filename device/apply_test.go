@@ -138,14 +138,7 @@ func TestNewPrivateKeyHandshakesAtOnce(t *testing.T) {
 	if err := b.dev.Apply(&Config{ReplacePeers: true}); err != nil {
 		t.Fatal(err)
 	}
-	ep := netip.AddrPortFrom(lo4, a.dev.Port())
-	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{
-		PublicKey:  a.pub,
-		Endpoint:   &ep,
-		AllowedIPs: []AllowedIPChange{{Prefix: netip.PrefixFrom(a.addr, 32)}},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
+	connect(t, a, b, lo4, 0) // b learns a's new key; a's side is unchanged
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("after the new key")))
 	if c := a.dev.Counters(); c.HandshakesDone != 2 {
 		t.Errorf("a: %d handshakes completed, want 2", c.HandshakesDone)

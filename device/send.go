@@ -101,9 +101,7 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 	// appendSeal would (the first may have asked when none could start,
 	// e.g. before p had an endpoint).
 	if len(p.staged) > 0 {
-		if kp := p.current.Load(); kp == nil || now.Sub(kp.Created) >= noise.RejectAfterTime {
-			d.hs.requestInitiation(p, false)
-		}
+		l.session(p, now)
 		l.stage(p, pkt)
 		l.putBuf(buf)
 		return
@@ -119,9 +117,8 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 // (whitepaper §6.2). It reports false when the packet must wait.
 func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) bool {
 	d := l.d
-	kp := p.current.Load()
-	if kp == nil || now.Sub(kp.Created) >= noise.RejectAfterTime {
-		d.hs.requestInitiation(p, false)
+	kp := l.session(p, now)
+	if kp == nil {
 		return false
 	}
 	ep := l.endpointOf(p)
@@ -138,6 +135,17 @@ func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) boo
 	}
 	j.elems = append(j.elems, elem{buf: buf, n: n, kp: kp, counter: counter, ep: ep, own: true})
 	return true
+}
+
+// session returns p's current session if it may still send, and otherwise
+// asks for a handshake and returns nil.
+func (l *loop) session(p *Peer, now time.Time) *keypair {
+	kp := p.current.Load()
+	if kp == nil || now.Sub(kp.Created) >= noise.RejectAfterTime {
+		l.d.hs.requestInitiation(p, false)
+		return nil
+	}
+	return kp
 }
 
 // endpointOf returns p's endpoint, read under p's lock once per batch:

@@ -82,10 +82,12 @@ func (r *Runner) addFirewall(ctx context.Context, u *Undo, st *upState, fam int)
 // table named after the interface, whichever family, and every iptables
 // rule that carries the interface's wg-quick comment.
 func (r *Runner) removeFirewall(ctx context.Context, iface string) error {
-	return errors.Join(r.removeNft(ctx, iface), r.removeIptables(ctx, iface))
+	return errors.Join(r.removeNft(ctx, iface, ""), r.removeIptables(ctx, iface))
 }
 
-func (r *Runner) removeNft(ctx context.Context, iface string) error {
+// removeNft deletes the interface's nftables tables: those of family
+// ("ip" or "ip6"), or of every family when family is empty.
+func (r *Runner) removeNft(ctx context.Context, iface, family string) error {
 	nft := r.tool(r.Nft, "nft")
 	if nft == nil {
 		return nil
@@ -94,7 +96,7 @@ func (r *Runner) removeNft(ctx context.Context, iface string) error {
 	if err != nil {
 		return nil // As wg-quick: a failing listing means nothing to remove.
 	}
-	script := nftDeleteScript(out, iface)
+	script := nftDeleteScript(out, iface, family)
 	if script == "" {
 		return nil
 	}
@@ -104,14 +106,18 @@ func (r *Runner) removeNft(ctx context.Context, iface string) error {
 }
 
 // nftDeleteScript turns "nft list tables" output into delete commands for
-// the interface's tables.
-func nftDeleteScript(listing, iface string) string {
+// the interface's tables of family, or of every family when it is empty.
+func nftDeleteScript(listing, iface, family string) string {
 	var b strings.Builder
 	for line := range strings.Lines(listing) {
 		line = strings.TrimSpace(line)
-		if strings.HasSuffix(line, " "+nftTable(iface)) {
-			fmt.Fprintf(&b, "delete %s\n", line)
+		if !strings.HasSuffix(line, " "+nftTable(iface)) {
+			continue
 		}
+		if family != "" && line != "table "+family+" "+nftTable(iface) {
+			continue
+		}
+		fmt.Fprintf(&b, "delete %s\n", line)
 	}
 	return b.String()
 }
@@ -220,20 +226,5 @@ func (r *Runner) iptablesTool(name string) []string {
 // (its nftables table, its marked iptables rules): a reload that drops or
 // redoes one family's full tunnel.
 func (r *Runner) removeFirewallFamily(ctx context.Context, iface string, fam int) error {
-	var errs []error
-	if nft := r.tool(r.Nft, "nft"); nft != nil {
-		out, err := r.output(ctx, command{argv: withArgs(nft, "list", "tables")})
-		want := fmt.Sprintf("table %s %s", nftFamily(fam), nftTable(iface))
-		if err == nil {
-			for line := range strings.Lines(out) {
-				if strings.TrimSpace(line) == want {
-					c := command{argv: withArgs(nft, "-f", "-"), stdin: "delete " + want + "\n"}
-					r.printf("[#] %s", c)
-					errs = append(errs, stepErr(c.String(), r.run(ctx, c)))
-				}
-			}
-		}
-	}
-	errs = append(errs, r.removeIptablesFamily(ctx, iface, fam))
-	return errors.Join(errs...)
+	return errors.Join(r.removeNft(ctx, iface, nftFamily(fam)), r.removeIptablesFamily(ctx, iface, fam))
 }

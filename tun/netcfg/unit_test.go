@@ -138,16 +138,20 @@ func TestNftScript(t *testing.T) {
 			t.Errorf("script lacks %q:\n%s", line, got)
 		}
 	}
-	del := nftDeleteScript("table inet filter\ntable ip wg-quick-wg0\ntable ip6 wg-quick-wg0\ntable ip wg-quick-wg01\n", "wg0")
+	listing := "table inet filter\ntable ip wg-quick-wg0\ntable ip6 wg-quick-wg0\ntable ip wg-quick-wg01\n"
+	del := nftDeleteScript(listing, "wg0", "")
 	if del != "delete table ip wg-quick-wg0\ndelete table ip6 wg-quick-wg0\n" {
 		t.Fatalf("delete script %q", del)
+	}
+	if del := nftDeleteScript(listing, "wg0", "ip6"); del != "delete table ip6 wg-quick-wg0\n" {
+		t.Fatalf("delete script for ip6 only %q", del)
 	}
 }
 
 func FuzzNftDeleteScript(f *testing.F) {
 	f.Add("table ip wg-quick-wg0\n", "wg0")
 	f.Fuzz(func(t *testing.T, listing, iface string) {
-		for line := range strings.Lines(nftDeleteScript(listing, iface)) {
+		for line := range strings.Lines(nftDeleteScript(listing, iface, "")) {
 			if !strings.HasPrefix(line, "delete ") {
 				t.Fatalf("bad line %q", line)
 			}
