@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -96,17 +95,24 @@ func (c *Client) readErrno() error {
 }
 
 // Interfaces lists the interfaces with a live UAPI socket in DefaultDir,
-// sorted, as `wg show interfaces` does for userspace implementations.
+// in directory order, as `wg show interfaces` lists userspace ones (wg
+// reads the directory with readdir and does not sort).
 func Interfaces() ([]string, error) { return InterfacesIn(DefaultDir) }
 
 // InterfacesIn lists the interfaces with a live UAPI socket in dir. A
 // missing directory means none. Stale socket files (nothing accepts) are
 // skipped but, unlike wg(8), not unlinked: that is the owner's business.
 func InterfacesIn(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+	f, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("uapi: %w", err)
+	}
+	// (*File).ReadDir keeps the directory's order; os.ReadDir would sort.
+	entries, err := f.ReadDir(-1)
+	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("uapi: %w", err)
 	}
@@ -128,6 +134,5 @@ func InterfacesIn(dir string) ([]string, error) {
 		c.Close()
 		names = append(names, name)
 	}
-	sort.Strings(names)
 	return names, nil
 }
