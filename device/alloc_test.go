@@ -21,32 +21,42 @@ func TestDataPathNoAllocs(t *testing.T) {
 			a, b := newTestNodeWorkers(t, clock, 1, workers), newTestNodeWorkers(t, clock, 2, workers)
 			connect(t, a, b, lo4, 0)
 			exchange(t, a, b, udp4(a.addr, b.addr, []byte("warm up")))
+			// Both directions: a reply re-arms the sender's new-handshake
+			// timer on every send, as TCP's ACKs do.
 			pkts := [][]byte{
 				udp4(a.addr, b.addr, bytes.Repeat([]byte{7}, 64)),
 				udp4(a.addr, b.addr, bytes.Repeat([]byte{9}, 1300)),
 			}
+			replies := [][]byte{
+				udp4(b.addr, a.addr, bytes.Repeat([]byte{3}, 40)),
+				udp4(b.addr, a.addr, bytes.Repeat([]byte{5}, 1000)),
+			}
 			buf := make([]byte, 1<<16)
-			roundTrip := func(pkt []byte) {
-				if _, err := a.host.Write(pkt); err != nil {
+			oneWay := func(from, to *testNode, pkt []byte) {
+				if _, err := from.host.Write(pkt); err != nil {
 					t.Fatalf("write: %v", err)
 				}
-				if err := b.host.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				if err := to.host.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 					t.Fatal(err)
 				}
-				k, err := b.host.Read(buf)
+				k, err := to.host.Read(buf)
 				if err != nil || !bytes.Equal(buf[:k], pkt) {
 					t.Fatalf("packet not delivered intact (err %v)", err)
 				}
 			}
+			roundTrip := func(i int) {
+				oneWay(a, b, pkts[i%2])
+				oneWay(b, a, replies[i%2])
+			}
 			for i := range 300 { // fill the pools
-				roundTrip(pkts[i%2])
+				roundTrip(i)
 			}
 			const n = 2000
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			for i := range n {
-				roundTrip(pkts[i%2])
+				roundTrip(i)
 			}
 			runtime.ReadMemStats(&after)
 			// A few allocations from the runtime and the test's timers are

@@ -2,7 +2,7 @@ package device
 
 import (
 	"container/heap"
-	"encoding/binary"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/wgdvpn/wgd/device/conn"
@@ -78,12 +78,12 @@ func (d *Device) delTimerLocked(p *Peer, k timerKind) { p.timers.deadline[k] = t
 func (d *Device) pendingLocked(p *Peer, k timerKind) bool { return !p.timers.deadline[k].IsZero() }
 
 // jitter returns a random duration in [0, 333ms) for handshake retries.
+// It needs no secrecy (the kernel and wireguard-go use a fast generator
+// too), and it runs after every flush of data to a peer: math/rand/v2
+// costs neither a system call nor an allocation, where d.rand.Read made
+// its buffer escape to the heap each time.
 func (d *Device) jitter() time.Duration {
-	var b [8]byte
-	if _, err := d.rand.Read(b[:]); err != nil {
-		return 0
-	}
-	return time.Duration(binary.LittleEndian.Uint64(b[:]) % uint64(rekeyTimeoutJitterMax))
+	return mrand.N(rekeyTimeoutJitterMax)
 }
 
 // due is called by the loop for a heap entry whose time has come. It reports
