@@ -61,7 +61,7 @@ func (c Coalescer) candidate(buf []byte, offset int) (flowPkt, bool) {
 // over the pseudo-header: a correct one makes the folded sum all ones.
 func (f *flowPkt) checksumsValid() bool {
 	p := f.pkt
-	if !f.v6 && csumFold(csumAdd(0, p[:f.ipLen])) != 0xffff {
+	if !f.v6 && csumFold(ipv4HeaderSum(p[:f.ipLen])) != 0xffff {
 		return false
 	}
 	src, dst := ipAddrs(p, f.v6)
