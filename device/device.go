@@ -223,11 +223,18 @@ func (d *Device) Close() error {
 func (d *Device) MTU() int { return int(d.mtu.Load()) }
 
 // SetMTU records a new TUN MTU (the link's MTU changed): new packets are
-// padded for it.
+// padded for it, and large datagrams try UDP GSO again where a route had
+// refused them (conn.Bind.ResetGSOLimit).
 func (d *Device) SetMTU(mtu int) {
-	if mtu > 0 {
-		d.mtu.Store(int32(mtu))
+	if mtu <= 0 || d.mtu.Swap(int32(mtu)) == int32(mtu) {
+		return
 	}
+	// Datagrams of a size a route refused with GSO may fit it now.
+	d.bindMu.RLock()
+	if d.bind != nil {
+		d.bind.ResetGSOLimit()
+	}
+	d.bindMu.RUnlock()
 }
 
 // Counters returns a snapshot of the device's drop and traffic counters.

@@ -276,9 +276,9 @@ func (l *loop) flushEncrypted() {
 				return
 			}
 			// A datagram failed for good (no route to that peer, ...): Write
-			// dropped it and counted it in n. Skip one more only if nothing
-			// moved, so that a broken socket cannot spin the loop.
-			l.d.counters.sendErrors.Add(1)
+			// dropped it, marked it and counted it in n. Skip one more only
+			// if nothing moved, so that a broken socket cannot spin the loop.
+			l.d.counters.sendErrors.Add(uint64(max(refused(l.sendMsgs[:n]), 1)))
 			l.d.logLim.log(l.d.log, l.d.clock.Now(), "udp send error", "err", err)
 			if n == 0 {
 				j.pos++
@@ -292,6 +292,17 @@ func (l *loop) flushEncrypted() {
 			l.putJob(j)
 		}
 	}
+}
+
+// refused counts the messages Write dropped (N < 0).
+func refused(msgs []conn.Message) int {
+	k := 0
+	for i := range msgs {
+		if msgs[i].N < 0 {
+			k++
+		}
+	}
+	return k
 }
 
 // dropUnsealed removes the packets whose session was zeroed while they
@@ -311,7 +322,10 @@ func (l *loop) dropUnsealed(j *job) {
 }
 
 // afterSend does the accounting and timer events for the n datagrams of j
-// just sent, once per run of packets to the same peer.
+// just sent, once per run of packets to the same peer. Datagrams Write
+// dropped (N < 0) add no bytes and do not count as data sent; the run
+// still counts as an authenticated packet sent (keepalive timers), as in
+// the kernel's wg_packet_create_data_done.
 func (l *loop) afterSend(j *job, n int) {
 	d := l.d
 	now := d.clock.Now()
@@ -323,6 +337,9 @@ func (l *loop) afterSend(j *job, n int) {
 		k := i
 		for ; k < len(sent) && j.elems[j.pos+k].kp.peer == p; k++ {
 			e := &j.elems[j.pos+k]
+			if sent[k].N < 0 {
+				continue // refused by the kernel: not sent, as the kernel module counts
+			}
 			bytes += uint64(len(e.out))
 			data = data || e.n > 0
 			if e.ep.Src.IsValid() && !sent[k].Ep.Src.IsValid() {

@@ -283,7 +283,8 @@ func (d *daemon) wait(ctx context.Context, onHUP func()) error {
 				d.log.Info("shutting down", "reason", "interface deleted")
 				return nil
 			}
-			if ev.Kind == tun.EventMTU {
+			if ev.Kind == tun.EventMTU && ev.MTU != d.dev.MTU() {
+				d.log.Info("MTU updated", "mtu", ev.MTU)
 				d.dev.SetMTU(ev.MTU)
 			}
 		case <-ctx.Done():

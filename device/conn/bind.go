@@ -96,28 +96,36 @@ func (b *Bind) ReadCoalesced(fd int, msgs []Message) (int, error) {
 // set that fails because that source is gone gets Ep.Src and Ep.Ifindex
 // cleared and is retried once without them; the caller sees the cleared
 // Src and drops its stickiness. A datagram that fails for any other reason
-// (no route, firewall, invalid endpoint) is dropped and counted in n, and
-// the first such error is returned, so one bad peer cannot stall the
-// batch. A route that refuses GSO turns it off for the socket (logged
-// once) and the datagrams are resent without it.
+// (no route, firewall, invalid endpoint) is dropped, counted in n and
+// marked with N = -1 (callers count only the others as sent), and the
+// first such error is returned, so one bad peer cannot stall the batch.
+// A route that can never take GSO (EIO) turns it off for the socket; one
+// that refuses a GSO datagram with EINVAL or EMSGSIZE that goes out
+// without GSO (segments larger than the path's MTU) turns it off for
+// datagrams of that size and larger only, until ResetGSOLimit. Either is
+// logged once, and the datagrams are resent without GSO.
 func (b *Bind) Write(msgs []Message) (int, error) {
 	if b.fd4.Load() < 0 {
 		return 0, ErrClosed
 	}
 	var dropped error
 	suspect := false
+	var suspectErr unix.Errno
 	i := 0
 	for i < len(msgs) {
 		fam := family(msgs[i].Ep.Dst)
 		fd := b.fdFor(fam)
 		if fd < 0 {
 			dropped = firstErr(dropped, b.noSocket(i, fam))
+			msgs[i].N = -1
 			i++
 			continue
 		}
-		j, used := b.prepRun(msgs[i:], fam, b.offFor(fam).gso.Load() && !suspect)
+		o := b.offFor(fam)
+		j, used := b.prepRun(msgs[i:], fam, o.gso.Load() && !suspect, int(o.gsoBelow.Load()))
 		if j == 0 {
 			dropped = firstErr(dropped, fmt.Errorf("conn: message %d: %w", i, ErrBadEndpoint))
+			msgs[i].N = -1
 			i++
 			continue
 		}
@@ -127,7 +135,7 @@ func (b *Bind) Write(msgs []Message) (int, error) {
 		suspect = false
 		if n > 0 {
 			if wasSuspect {
-				b.disableGSO(fam, unix.EINVAL)
+				b.limitGSO(fam, len(msgs[i].Buf), suspectErr)
 			}
 			b.countGSO(n)
 			i += b.tx.consumed(n)
@@ -138,9 +146,15 @@ func (b *Bind) Write(msgs []Message) (int, error) {
 		}
 		var skip int
 		skip, suspect = b.sendFailed(msgs[i:i+b.tx.segs[0]], fam, errno)
+		if suspect {
+			suspectErr = errno
+		}
 		suspect = suspect || (wasSuspect && errno == unix.EINTR)
 		if skip > 0 {
 			dropped = firstErr(dropped, fmt.Errorf("conn: sendmmsg message %d: %w", i, errno))
+			for k := i; k < i+skip; k++ {
+				msgs[k].N = -1
+			}
 			i += skip
 		}
 	}
@@ -150,9 +164,9 @@ func (b *Bind) Write(msgs []Message) (int, error) {
 // prepRun prepares the headers for one sendmmsg: the messages from the
 // start of msgs that share family fam, grouped into GSO datagrams when gso
 // is set. It returns the headers and the messages (iovecs) they use.
-func (b *Bind) prepRun(msgs []Message, fam int, gso bool) (hdrs, used int) {
+func (b *Bind) prepRun(msgs []Message, fam int, gso bool, below int) (hdrs, used int) {
 	for used < MaxBatch && used < len(msgs) && family(msgs[used].Ep.Dst) == fam {
-		c := b.tx.prepGroup(hdrs, used, msgs[used:], gso, MaxBatch-used)
+		c := b.tx.prepGroup(hdrs, used, msgs[used:], gso && (below == 0 || len(msgs[used].Buf) < below), MaxBatch-used)
 		if c == 0 {
 			break
 		}

@@ -202,6 +202,9 @@ func TestWriteDropsBadEndpoint(t *testing.T) {
 	if n != 3 || !errors.Is(err, ErrBadEndpoint) {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
+	if msgs[0].N != 0 || msgs[1].N != -1 || msgs[2].N != 0 {
+		t.Fatalf("N = %d %d %d; want the dropped one marked -1", msgs[0].N, msgs[1].N, msgs[2].N)
+	}
 	readAll(t, b, b.fdOf(unix.AF_INET), 2)
 }
 

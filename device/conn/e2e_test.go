@@ -122,7 +122,9 @@ func testWriteWouldBlock(t *testing.T, opts Options, count int) {
 // TestE2EGSOFallbackSmallMTU sends GSO segments larger than the path MTU
 // (loopback set to 1280 in a fresh namespace): the kernel refuses the GSO
 // datagram with EINVAL, Write resends the messages one by one (the kernel
-// fragments them), turns GSO off for the socket, and all 64 arrive.
+// fragments them) and all 64 arrive. GSO stays on for smaller datagrams:
+// only datagrams of the refused size and larger leave one by one, until
+// ResetGSOLimit (a TUN MTU change), after which large ones try GSO again.
 func TestE2EGSOFallbackSmallMTU(t *testing.T) {
 	needRoot(t)
 	ns := fmt.Sprintf("wgdgso-%d", os.Getpid())
@@ -147,19 +149,85 @@ func TestE2EGSOFallbackSmallMTU(t *testing.T) {
 	if gso, _ := a.Offloads(); !gso {
 		t.Skip("kernel lacks UDP GSO")
 	}
-	out := make([]Message, 64)
-	for i := range out {
-		out[i] = Message{Buf: pattern(i, 1452), Ep: Endpoint{Dst: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rx.Port())}}
-	}
-	if n, err := a.Write(out); n != 64 || err != nil {
-		t.Fatalf("Write = %d, %v", n, err)
-	}
-	if gso, _ := a.Offloads(); gso {
-		t.Fatal("GSO still on after the route refused it")
-	}
-	for i, m := range readInto(t, rx, rx.fdOf(unix.AF_INET), 64, 64, engineBuf) {
-		if len(m.Buf) != 1452 || m.Buf[1] != out[i].Buf[1] {
-			t.Fatalf("message %d: %d bytes", i, len(m.Buf))
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rx.Port())
+	send := func(size int) (gsoDatagrams uint64) {
+		t.Helper()
+		out := make([]Message, 64)
+		for i := range out {
+			out[i] = Message{Buf: pattern(i, size), Ep: Endpoint{Dst: dst}}
 		}
+		before := a.Stats().GSODatagrams
+		if n, err := a.Write(out); n != 64 || err != nil {
+			t.Fatalf("Write of %d-byte datagrams = %d, %v", size, n, err)
+		}
+		for i, m := range out {
+			if m.N < 0 {
+				t.Fatalf("message %d of %d bytes marked dropped", i, size)
+			}
+		}
+		for i, m := range readInto(t, rx, rx.fdOf(unix.AF_INET), 64, 64, engineBuf) {
+			if len(m.Buf) != size || m.Buf[1] != out[i].Buf[1] {
+				t.Fatalf("message %d: %d bytes, want %d", i, len(m.Buf), size)
+			}
+		}
+		return a.Stats().GSODatagrams - before
 	}
+	send(1452) // refused with GSO, sent one by one
+	if gso, _ := a.Offloads(); !gso {
+		t.Fatal("GSO turned off for the socket; want it limited to smaller datagrams")
+	}
+	if below := a.off4.gsoBelow.Load(); below != 1452 {
+		t.Fatalf("GSO size limit %d, want 1452", below)
+	}
+	if g := send(1452); g != 0 {
+		t.Fatalf("%d GSO datagrams of 1452-byte segments after the refusal; want none", g)
+	}
+	if g := send(1000); g == 0 {
+		t.Fatal("1000-byte datagrams (below the path MTU) no longer use GSO")
+	}
+	a.ResetGSOLimit()
+	if below := a.off4.gsoBelow.Load(); below != 0 {
+		t.Fatalf("GSO size limit %d after ResetGSOLimit", below)
+	}
+	send(1452) // tries GSO again, is refused again
+	if below := a.off4.gsoBelow.Load(); below != 1452 {
+		t.Fatalf("GSO size limit %d after a new refusal, want 1452", below)
+	}
+}
+
+// TestE2EWriteMarksRefused: a datagram the kernel refuses (no route to it
+// in a namespace with only loopback) is dropped, counted in n and marked
+// N = -1, and the datagrams around it go out.
+func TestE2EWriteMarksRefused(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("wgdref-%d", os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	var a, rx *Bind
+	inNetns(t, ns, func() {
+		var err error
+		if a, err = Open(0, 0); err != nil {
+			t.Error(err)
+		}
+		if rx, err = Open(0, 0); err != nil {
+			t.Error(err)
+		}
+	})
+	if a == nil || rx == nil {
+		t.FailNow()
+	}
+	defer a.Close()
+	defer rx.Close()
+	good := Endpoint{Dst: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rx.Port())}
+	unroutable := Endpoint{Dst: netip.MustParseAddrPort("198.18.99.1:51820")}
+	msgs := []Message{{Buf: []byte("1"), Ep: good}, {Buf: []byte("x"), Ep: unroutable}, {Buf: []byte("2"), Ep: good}}
+	n, err := a.Write(msgs)
+	if n != 3 || !errors.Is(err, unix.ENETUNREACH) {
+		t.Fatalf("Write = %d, %v; want 3 and ENETUNREACH", n, err)
+	}
+	if msgs[0].N != 0 || msgs[1].N != -1 || msgs[2].N != 0 {
+		t.Fatalf("N = %d %d %d; want the refused one marked -1", msgs[0].N, msgs[1].N, msgs[2].N)
+	}
+	readAll(t, rx, rx.fdOf(unix.AF_INET), 2)
 }

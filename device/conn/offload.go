@@ -24,9 +24,13 @@ type Options struct {
 // a coalesced datagram that did not fit the caller's messages; it is owned
 // by the loop goroutine (Read) and nil when GRO is off.
 type offload struct {
-	gso   atomic.Bool
-	gro   bool
-	carry *carry
+	gso atomic.Bool
+	// gsoBelow, when not 0, keeps datagrams of that many bytes or more out
+	// of GSO: a datagram of that size was refused with GSO and went out
+	// without it (see Write).
+	gsoBelow atomic.Int32
+	gro      bool
+	carry    *carry
 }
 
 // probeOffloads turns on what the kernel has on a bound socket and says
@@ -68,6 +72,34 @@ func (b *Bind) disableGSO(fam int, errno unix.Errno) {
 	if b.offFor(fam).gso.CompareAndSwap(true, false) {
 		b.log.Info("UDP GSO refused on this path, turned off for the socket", "family", famName(fam), "err", errno)
 	}
+}
+
+// limitGSO keeps datagrams of size bytes and larger out of GSO on one
+// socket: such a GSO datagram was refused (errno) and the same datagrams
+// went out one by one. Segments larger than the path's MTU do that (a
+// TUN MTU above the underlay's, for a while); smaller datagrams keep GSO.
+// A lower limit replaces a higher one, and each new limit is logged once.
+func (b *Bind) limitGSO(fam, size int, errno unix.Errno) {
+	o := b.offFor(fam)
+	for {
+		cur := o.gsoBelow.Load()
+		if cur != 0 && int(cur) <= size {
+			return
+		}
+		if o.gsoBelow.CompareAndSwap(cur, int32(size)) {
+			b.log.Info("UDP GSO refused on this path for datagrams this large, sending them one by one",
+				"family", famName(fam), "bytes", size, "err", errno)
+			return
+		}
+	}
+}
+
+// ResetGSOLimit lifts the size limits limitGSO set, so that the next large
+// datagrams try GSO again: the device calls it when the TUN's MTU
+// changes. Safe from any goroutine.
+func (b *Bind) ResetGSOLimit() {
+	b.off4.gsoBelow.Store(0)
+	b.off6.gsoBelow.Store(0)
 }
 
 func (b *Bind) offFor(fam int) *offload {
