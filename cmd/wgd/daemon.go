@@ -111,10 +111,11 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 		return err
 	}
 	defer devnull.Close()
-	child.Stdin, child.Stdout = devnull, devnull
-	if os.Getenv("LOG_LEVEL") == "" {
-		child.Stderr = devnull
-	} else {
+	// As wireguard-go: the daemon keeps the caller's output only when
+	// LOG_LEVEL asks for logs. With none or "silent" it holds nothing of
+	// the caller's open, so `out=$(wgd wg0 2>&1)` returns at once.
+	child.Stdin, child.Stdout, child.Stderr = devnull, devnull, devnull
+	if lv := os.Getenv("LOG_LEVEL"); lv != "" && lv != "silent" {
 		child.Stderr = cmd.ErrOrStderr()
 	}
 	if err := child.Start(); err != nil {

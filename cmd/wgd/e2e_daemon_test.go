@@ -258,3 +258,54 @@ func TestE2ENetnsMoveAndExit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestE2EDetachedDaemonLetsGoOfOutput: `wgd IFACE` returns once the daemon
+// is ready, and with LOG_LEVEL unset or "silent" the daemon holds none of
+// the caller's output open (as wireguard-go), so a caller reading it to
+// the end (`out=$(wgd wg0 2>&1)`) is not kept waiting. With a log level
+// the daemon keeps stderr for its log.
+func TestE2EDetachedDaemonLetsGoOfOutput(t *testing.T) {
+	needRoot(t)
+	for _, level := range []string{"", "silent", "error"} {
+		t.Run("LOG_LEVEL="+level, func(t *testing.T) {
+			ns := fmt.Sprintf("wgdt-out-%d", os.Getpid())
+			run(t, "ip", "netns", "add", ns)
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			dev := fmt.Sprintf("wgdto%d", os.Getpid()%10000)
+			c := exec.Command("ip", "netns", "exec", ns, wgdBin, dev)
+			c.Env = append(os.Environ(), "LOG_LEVEL="+level)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			c.Stdout, c.Stderr = w, w
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", dev).Run() })
+			if err := c.Wait(); err != nil {
+				t.Fatalf("wgd %s: %v", dev, err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := io.ReadAll(r); done <- err }()
+			select {
+			case <-done:
+				if level == "error" {
+					t.Fatal("the daemon let go of stderr with LOG_LEVEL=error; it logs there")
+				}
+			case <-time.After(2 * time.Second):
+				if level != "error" {
+					t.Fatalf("the daemon still holds the caller's output with LOG_LEVEL=%q", level)
+				}
+				exec.Command("ip", "-n", ns, "link", "del", dev).Run() // the daemon exits and lets go
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("output still held after the daemon's link was deleted")
+				}
+			}
+		})
+	}
+}
