@@ -37,9 +37,14 @@ func newStripCmd() *cobra.Command {
 			"IFACE stands for " + configDir + "/IFACE.conf.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := configPath(args[0], configDir)
-			warnWorldAccessible(path, cmd.ErrOrStderr())
-			c, err := conf.Load(path)
+			// The same rule as up and down (wg-quick's parse_options):
+			// an interface name, or a path to NAME.conf.
+			target, err := resolveTarget(args[0])
+			if err != nil {
+				return err
+			}
+			warnWorldAccessible(target.path, cmd.ErrOrStderr())
+			c, err := conf.Load(target.path)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/wgdvpn/wgd/conf"
@@ -108,6 +109,15 @@ func TestStripMalformed(t *testing.T) {
 	r = runTool(t, "", wgdBin, "strip", filepath.Join(t.TempDir(), "missing.conf"))
 	if r.code != 1 || r.stderr == "" {
 		t.Fatalf("missing file: %+v", r)
+	}
+	// Like up and wg-quick strip: a path must name NAME.conf with NAME a
+	// valid interface name, whatever the file holds.
+	for _, name := range []string{"wgt1.txt", "waytoolonginterfacename.conf", "wg t.conf", ".conf"} {
+		p := writeConf(t, name, "[Interface]\nListenPort = 1\n")
+		r := runTool(t, "", wgdBin, "strip", p)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "must be a valid interface name, followed by .conf") {
+			t.Fatalf("strip %q: %+v", p, r)
+		}
 	}
 }
 
