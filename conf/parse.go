@@ -95,6 +95,7 @@ func (p *parser) line(raw string) *ParseError {
 	}
 	k, v, ok := strings.Cut(s, "=")
 	if !ok {
+		s = hideKeys(s)
 		return &ParseError{Value: s, Err: ErrSyntax,
 			Msg: fmt.Sprintf("%q is neither a [Section] header nor Key = Value", s)}
 	}
@@ -112,7 +113,7 @@ func (p *parser) line(raw string) *ParseError {
 	name, sect := wgKey(removeSpace(k))
 	switch {
 	case name == "":
-		return &ParseError{Key: k, Err: ErrUnknownKey, Msg: "unknown key"}
+		return &ParseError{Key: hideKeys(k), Err: ErrUnknownKey, Msg: "unknown key"}
 	case sect != p.sect && sect == sectionInterface:
 		return &ParseError{Key: name, Err: ErrUnknownKey, Msg: "only valid in [Interface]"}
 	case sect != p.sect:
@@ -140,7 +141,7 @@ func (p *parser) header(s string) *ParseError {
 		p.peerLine = append(p.peerLine, p.n)
 		p.keyLine = append(p.keyLine, 0)
 	default:
-		return &ParseError{Key: s, Err: ErrUnknownKey,
+		return &ParseError{Key: hideKeys(s), Err: ErrUnknownKey,
 			Msg: "unknown section (expected [Interface] or [Peer])"}
 	}
 	return nil
@@ -299,4 +300,36 @@ func removeSpace(s string) string {
 // script's ${value//,/ } word splitting does; empty words disappear.
 func splitList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || isSpace(r) })
+}
+
+// hideKeys replaces what may be a key in text echoed back in an error (a
+// run of 40 or more base64 or hex characters: a key is 43 of them and
+// '='), so that a mistyped line such as "PrivateKey <key>" or
+// "[Interface] PrivateKey = <key>" does not put the key in a terminal or a
+// journal.
+func hideKeys(s string) string {
+	isKeyChar := func(c byte) bool {
+		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/'
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && isKeyChar(s[j]) {
+			j++
+		}
+		if j-i >= 40 {
+			for j < len(s) && s[j] == '=' {
+				j++
+			}
+			b.WriteString("(key hidden)")
+		} else {
+			b.WriteString(s[i:j])
+		}
+		if j < len(s) {
+			b.WriteByte(s[j])
+			j++
+		}
+		i = j
+	}
+	return b.String()
 }

@@ -325,6 +325,35 @@ func TestSecretsNotInErrors(t *testing.T) {
 	}
 }
 
+// TestKeysNotInMalformedLines: a key on a line that is not Key = Value,
+// in a misspelt key or on a section header line, is not echoed either.
+func TestKeysNotInMalformedLines(t *testing.T) {
+	hexKey := strings.Repeat("a1", 32)
+	for _, f := range []string{
+		"[Interface]\nPrivateKey " + testPriv,
+		"[Interface]\nPrivateKey: " + testPriv + " = x",
+		"[Interface] PrivateKey = " + testPriv,
+		"[Interface]\nPrivatKey" + testPriv,
+		"[Interface]\n" + hexKey,
+		"[Peer]\nPresharedKey " + testPriv,
+	} {
+		_, err := Parse("x", []byte(f))
+		if err == nil {
+			t.Fatalf("%q accepted", f)
+		}
+		if strings.Contains(err.Error(), testPriv[:20]) || strings.Contains(err.Error(), hexKey[:20]) {
+			t.Fatalf("key echoed in %q", err)
+		}
+		if !strings.Contains(err.Error(), "(key hidden)") {
+			t.Fatalf("%q: %v does not say a key was hidden", f, err)
+		}
+	}
+	// Short tokens are shown as they are.
+	if _, err := Parse("x", []byte("[Interface]\nListenPrt = 1")); err == nil || !strings.Contains(err.Error(), "ListenPrt") {
+		t.Fatalf("misspelt key not named: %v", err)
+	}
+}
+
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wg9.conf")
