@@ -168,7 +168,7 @@ func serve(ctx context.Context, name string, log *slog.Logger, ready *os.File) e
 	d.notify.send("READY=1")
 	defer d.notify.send("STOPPING=1")
 	return d.wait(ctx, func() {
-		err := reloadInterface(context.Background(), name, quickIO{stderr: io.Discard})
+		err := reloadInterface(context.Background(), d.name, quickIO{stderr: io.Discard})
 		switch {
 		case errors.Is(err, errNotUp):
 			// A bare daemon (wireguard-go's form) has no config file to
@@ -219,18 +219,37 @@ type daemon struct {
 // startDaemon takes the UAPI socket (refusing one a live daemon owns),
 // creates the TUN and starts the engine and the UAPI server.
 func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, error) {
-	ln, err := ipc.Listen(name)
-	if err != nil {
-		return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
-	}
 	noOffload := offloadsOff(os.Getenv)
 	if noOffload {
 		log.Info("offloads off", "reason", envNoOffload)
 	}
-	t, err := tun.CreateWithOptions(name, defaultMTU, tun.Options{Offload: !noOffload, Logger: log})
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("create TUN %s: %w", name, err)
+	topts := tun.Options{Offload: !noOffload, Logger: log}
+	var ln *ipc.Listener
+	var t *tun.Native
+	var err error
+	if strings.Contains(name, "%") {
+		// A template such as wg%d: the kernel picks the name, and the
+		// socket is named after it (as wireguard-go does), so the TUN
+		// comes first.
+		if t, err = tun.CreateWithOptions(name, defaultMTU, topts); err != nil {
+			return nil, fmt.Errorf("create TUN %s: %w", name, err)
+		}
+		name = t.Name()
+		log = log.With("name", name)
+		if ln, err = ipc.Listen(name); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
+		}
+	} else {
+		// The socket first: a live daemon of this name refuses us before
+		// we touch its link.
+		if ln, err = ipc.Listen(name); err != nil {
+			return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
+		}
+		if t, err = tun.CreateWithOptions(name, defaultMTU, topts); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("create TUN %s: %w", name, err)
+		}
 	}
 	dev, err := device.New(device.Options{TUN: t, Logger: log, NoUDPOffload: noOffload})
 	if err != nil {

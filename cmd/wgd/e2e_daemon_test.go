@@ -309,3 +309,38 @@ func TestE2EDetachedDaemonLetsGoOfOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ETemplateName: `wgd 'NAME%d'` lets the kernel pick the number, and
+// the UAPI socket is named after the interface it created (wireguard-go
+// does the same), so `wg show` finds it by its real name.
+func TestE2ETemplateName(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("wgdt-tpl-%d", os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	prefix := fmt.Sprintf("wq%dx", os.Getpid()%10000)
+	real := prefix + "0" // the first free number in a fresh namespace
+	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", real).Run() })
+	run(t, "ip", "netns", "exec", ns, wgdBin, prefix+"%d")
+	if out := run(t, "ip", "-n", ns, "-o", "link", "show", real); !strings.Contains(out, real) {
+		t.Fatalf("no link %s: %s", real, out)
+	}
+	if _, err := os.Stat("/var/run/wireguard/" + real + ".sock"); err != nil {
+		t.Fatalf("socket of %s: %v", real, err)
+	}
+	if _, err := os.Stat("/var/run/wireguard/" + prefix + "%d.sock"); err == nil {
+		t.Fatal("socket named after the template")
+	}
+	if out := run(t, "ip", "netns", "exec", ns, "wg", "show", real, "listen-port"); strings.TrimSpace(out) == "" {
+		t.Fatal("wg show found no listen port")
+	}
+	run(t, "ip", "-n", ns, "link", "del", real)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat("/var/run/wireguard/" + real + ".sock"); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("socket left after the link was deleted")
+}
