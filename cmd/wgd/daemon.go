@@ -173,7 +173,7 @@ func serve(ctx context.Context, name string, log *slog.Logger, ready *os.File) e
 		case errors.Is(err, errNotUp):
 			// A bare daemon (wireguard-go's form) has no config file to
 			// read again; wireguard-go dies of SIGHUP, we carry on.
-			log.Info("SIGHUP ignored: no config to reload (the interface was not brought up by wgd up)")
+			log.Info("SIGHUP ignored: no config to reload (the interface was not brought up by wgd up)", "detail", err)
 		case err != nil:
 			log.Error("reload on SIGHUP", "err", err)
 		}

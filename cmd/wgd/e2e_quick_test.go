@@ -406,6 +406,40 @@ func TestE2EQuickReload(t *testing.T) {
 	assertGone(t, s.b.ns, s.b.iface)
 }
 
+// TestE2EQuickStaleRecord: an interface brought up by `wgd up` whose link
+// was then deleted leaves its record behind; a bare daemon of the same name
+// started later is another interface, and neither SIGHUP nor `wgd reload`
+// applies the old config to it.
+func TestE2EQuickStaleRecord(t *testing.T) {
+	s := newQuickSetup(t)
+	pa := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	mustWgd(t, s.a.ns, "up", pa)
+	ipIn(t, s.a.ns, "link", "del", s.a.iface) // the daemon exits; the record stays
+	if !waitFor(5*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join("/var/run/wireguard", s.a.iface+".sock"))
+		return err != nil
+	}) {
+		t.Fatal("daemon still running after its link was deleted")
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, s.a.iface+".json")); err != nil {
+		t.Skipf("no record left to test with: %v", err)
+	}
+	mustWgd(t, s.a.ns, s.a.iface) // a bare daemon, as wireguard-go's command line
+	r := wgdIn(t, s.a.ns, "reload", s.a.iface)
+	if r.code == 0 || !strings.Contains(r.stderr, "earlier or another interface") {
+		t.Fatalf("reload of a bare daemon with a stale record: %+v", r)
+	}
+	run(t, "ip", "netns", "exec", s.a.ns, "pkill", "-HUP", "-f", wgdBin+" -f "+s.a.iface)
+	time.Sleep(300 * time.Millisecond)
+	if key := run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "private-key"); strings.TrimSpace(key) != "(none)" {
+		t.Fatalf("SIGHUP applied the stale record's config: private key %q", key)
+	}
+	if peers := run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "peers"); strings.TrimSpace(peers) != "" {
+		t.Fatalf("SIGHUP applied the stale record's peers: %q", peers)
+	}
+	ipIn(t, s.a.ns, "link", "del", s.a.iface)
+}
+
 // TestE2EQuickBadInput checks the failures a user meets first: each gives
 // one clear line on stderr, a non-zero exit, and leaves nothing behind.
 func TestE2EQuickBadInput(t *testing.T) {

@@ -124,11 +124,51 @@ type quickState struct {
 	ConfigPath string          `json:"config_path"`
 	Settings   netcfg.Settings `json:"settings"`
 	SaveConfig bool            `json:"save_config"`
+	// Link names the interface the record belongs to: its index and its
+	// network namespace (the inode of /proc/self/ns/net). A link of the
+	// same name made later, or elsewhere, is another interface, and a
+	// reload must not apply this record to it. 0 in records of older wgd.
+	Ifindex  int    `json:"ifindex,omitempty"`
+	NetnsIno uint64 `json:"netns_ino,omitempty"`
+}
+
+// linkIdentity returns the index of iface in this network namespace and
+// the namespace's inode; zeros when either is unknown.
+func linkIdentity(iface string) (int, uint64) {
+	l, err := netlink.LinkByName(iface)
+	if err != nil {
+		return 0, 0
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return 0, 0
+	}
+	return l.Attrs().Index, st.Ino
+}
+
+// errStaleState is a record left by an earlier interface of the same name
+// (its daemon died without `wgd down`), or by one in another namespace.
+var errStaleState = errors.New("the record of `wgd up` belongs to an earlier or another interface of that name")
+
+// readLiveState is readState for an interface that must be the one the
+// record was written for.
+func readLiveState(iface string) (*quickState, error) {
+	st, err := readState(iface)
+	if err != nil {
+		return nil, err
+	}
+	if st.Ifindex != 0 {
+		if idx, ino := linkIdentity(iface); idx != st.Ifindex || ino != st.NetnsIno {
+			return nil, errStaleState
+		}
+	}
+	return st, nil
 }
 
 func statePath(iface string) string { return filepath.Join(stateDir, iface+".json") }
 
 func writeState(iface string, st *quickState) error {
+	st.Ifindex, st.NetnsIno = linkIdentity(iface)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
@@ -245,7 +285,7 @@ func addrPrefix(a netlink.Addr) (netip.Prefix, bool) {
 }
 
 // errNotUp is returned by reload for an interface `wgd up` did not start.
-var errNotUp = errors.New("not brought up by wgd up (no state file)")
+var errNotUp = errors.New("not brought up by wgd up")
 
 // errNeedNetAdmin is returned by up, down and reload without CAP_NET_ADMIN,
 // before they change anything, instead of a "permission denied" from

@@ -397,7 +397,7 @@ func runSave(t quickTarget, q quickIO) error {
 	}
 	path := t.path
 	var s netcfg.Settings
-	if st, err := readState(t.iface); err == nil {
+	if st, err := readLiveState(t.iface); err == nil {
 		s = st.Settings
 		if t.named {
 			path = st.ConfigPath
@@ -424,9 +424,12 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	st, err := readState(iface)
-	if err != nil {
-		return fmt.Errorf("reload %s: %w", iface, errNotUp)
+	st, err := readLiveState(iface)
+	switch {
+	case errors.Is(err, errStaleState):
+		return fmt.Errorf("reload %s: %w: %w", iface, errNotUp, err)
+	case err != nil:
+		return fmt.Errorf("reload %s: %w (no record of it)", iface, errNotUp)
 	}
 	t := quickTarget{iface: iface, path: st.ConfigPath}
 	c, err := loadConfig(t, q.stderr)
