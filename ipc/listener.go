@@ -87,6 +87,17 @@ func (c ListenConfig) Listen(iface string) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	l, err := c.serveOn(path, ln)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return l, nil
+}
+
+// serveOn makes the Listener for ln, bound to path, and starts watching
+// path's directory; it closes ln on error.
+func (c ListenConfig) serveOn(path string, ln *net.UnixListener) (*Listener, error) {
 	l := &Listener{
 		path: path, ln: ln, limits: c.Limits.withDefaults(), now: c.Now,
 		removed: make(chan struct{}), done: make(chan struct{}),
@@ -95,13 +106,39 @@ func (c ListenConfig) Listen(iface string) (*Listener, error) {
 	if l.now == nil {
 		l.now = time.Now
 	}
-	l.ino, _ = inode(path)
-	if err := l.startWatch(dir); err != nil {
+	var ok bool
+	if l.ino, ok = inode(path); !ok {
 		ln.Close()
-		os.Remove(path)
+		return nil, fmt.Errorf("uapi: socket file %s is gone", path)
+	}
+	if err := l.startWatch(filepath.Dir(path)); err != nil {
+		ln.Close()
 		return nil, err
 	}
 	return l, nil
+}
+
+// ListenFile serves on f, a listening unix socket another process bound
+// (wireguard-go's WG_UAPI_FD), bound to a path: the path is watched and
+// removed on Close as with Listen. f is taken over (closed on error).
+func (c ListenConfig) ListenFile(f *os.File) (*Listener, error) {
+	fl, err := net.FileListener(f)
+	f.Close() // FileListener holds its own copy of the fd
+	if err != nil {
+		return nil, fmt.Errorf("uapi: inherited socket: %w", err)
+	}
+	ln, ok := fl.(*net.UnixListener)
+	if !ok {
+		fl.Close()
+		return nil, fmt.Errorf("uapi: inherited socket is not a unix socket (%s)", fl.Addr().Network())
+	}
+	path := ln.Addr().String()
+	if path == "" || path[0] == '@' || !filepath.IsAbs(path) {
+		ln.Close()
+		return nil, fmt.Errorf("uapi: inherited socket is not bound to an absolute path (%q)", path)
+	}
+	ln.SetUnlinkOnClose(false) // Close unlinks only if the file is still ours
+	return c.serveOn(path, ln)
 }
 
 // bindReplacingStale binds path with umask 077 (the umask is per process;

@@ -65,15 +65,61 @@ func CreateWithOptions(name string, mtu int, opts Options) (*Native, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	return newNative(fd, ifr.Name(), vnet, mtu, opts)
+}
+
+// FromFd takes over fd, a TUN another process attached (wireguard-go's
+// WG_TUN_FD): it must be in IFF_TUN mode with IFF_NO_PI. With IFF_VNET_HDR
+// set on it the offloads are set up as CreateWithOptions would (none when
+// opts.Offload is false); without, it is one packet per read(2). The fd is
+// made non-blocking and close-on-exec, its MTU set, and it is closed on any
+// error.
+func FromFd(fd int, mtu int, opts Options) (*Native, error) {
+	if err := checkMTU(mtu); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tun: fd %d is not an attached TUN: %w", fd, err)
+	}
+	flags := ifr.Uint16()
+	if flags&(unix.IFF_TUN|unix.IFF_TAP) != unix.IFF_TUN || flags&unix.IFF_NO_PI == 0 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tun: fd %d (%s) is not a TUN in IFF_TUN|IFF_NO_PI mode (flags %#x)", fd, ifr.Name(), flags)
+	}
+	vnet := flags&unix.IFF_VNET_HDR != 0
+	if vnet {
+		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, VirtioNetHdrLen); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("tun: TUNSETVNETHDRSZ on fd %d: %w", fd, err)
+		}
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tun: fd %d: %w", fd, err)
+	}
+	unix.CloseOnExec(fd)
+	return newNative(fd, ifr.Name(), vnet, mtu, opts)
+}
+
+// newNative finishes a device on an attached TUN fd: offloads, MTU, link
+// watcher. It closes fd on error.
+func newNative(fd int, name string, vnet bool, mtu int, opts Options) (*Native, error) {
 	t := &Native{
 		fd:     fd,
-		name:   ifr.Name(),
+		name:   name,
 		events: make(chan Event, 16),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
 	if vnet {
-		t.off = setupOffload(fd, t.name, opts.Logger)
+		t.off = setupOffload(fd, t.name, opts.Logger, opts.Offload)
 	}
 	if err := setMTU(fd, mtu); err != nil {
 		unix.Close(fd)

@@ -106,7 +106,7 @@ type offloadStats struct {
 // setupOffload asks the kernel for the offloads, most first, and returns
 // the state for what it accepted. A refusal is not an error: it is logged
 // once at info level and the device carries on with less.
-func setupOffload(fd int, name string, log *slog.Logger) *offloadState {
+func setupOffload(fd int, name string, log *slog.Logger, want bool) *offloadState {
 	log = logger(log)
 	// Little-endian virtio_net_hdr on every host; on little-endian hosts
 	// this is the default already, so a refusal changes nothing there.
@@ -115,6 +115,11 @@ func setupOffload(fd int, name string, log *slog.Logger) *offloadState {
 		OffloadCsum | OffloadTSO4 | OffloadTSO6 | OffloadUSO4 | OffloadUSO6,
 		OffloadCsum | OffloadTSO4 | OffloadTSO6,
 		0,
+	}
+	if !want {
+		// A TUN handed over with IFF_VNET_HDR while offloads are off:
+		// the header stays, the kernel is asked for no super-packets.
+		tries = tries[2:]
 	}
 	st := &offloadState{
 		rbuf: make([]byte, VirtioNetHdrLen+ipv6Hdr+maxIPPayload+1),

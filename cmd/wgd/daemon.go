@@ -36,8 +36,32 @@ const (
 	envForeground = "WG_PROCESS_FOREGROUND"
 	envReadyFd    = "WGD_READY_FD"
 	envNoOffload  = "WGD_NO_OFFLOAD"
-	defaultMTU    = 1420
+	// envTunFd and envUAPIFd hand the daemon a TUN fd and a listening
+	// UAPI socket another process opened, as wireguard-go accepts them
+	// (a supervisor, or a privileged launcher that drops rights).
+	envTunFd   = "WG_TUN_FD"
+	envUAPIFd  = "WG_UAPI_FD"
+	defaultMTU = 1420
 )
+
+// inheritedFd reads an fd number from the environment variable name and
+// unsets it (so that hooks and children do not see it); ok is false when
+// it is not set.
+func inheritedFd(name string) (fd int, ok bool, err error) {
+	v, set := os.LookupEnv(name)
+	if !set {
+		return 0, false, nil
+	}
+	os.Unsetenv(name)
+	n, err := strconv.ParseUint(v, 10, 31)
+	if err != nil {
+		return 0, true, fmt.Errorf("%s=%q: not a file descriptor number", name, v)
+	}
+	if _, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err != nil {
+		return 0, true, fmt.Errorf("%s=%d: %w", name, n, err)
+	}
+	return int(n), true, nil
+}
 
 // offloadsOff reports whether WGD_NO_OFFLOAD asks for the TUN (checksum,
 // TSO, USO) and UDP (GSO, GRO) offloads to stay off: an escape hatch for a
@@ -102,9 +126,24 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 	}
 	defer r.Close()
 	child := exec.Command(self, "-f", name)
-	child.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"),
+	child.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", envTunFd, envUAPIFd),
 		envForeground+"=1", envReadyFd+"=3")
 	child.ExtraFiles = []*os.File{w}
+	// A TUN or UAPI socket handed to us goes on to the daemon, renumbered
+	// after the readiness pipe (fd 3).
+	for _, env := range []string{envTunFd, envUAPIFd} {
+		fd, ok, err := inheritedFd(env)
+		if err != nil {
+			w.Close()
+			return err
+		}
+		if ok {
+			f := os.NewFile(uintptr(fd), env)
+			defer f.Close()
+			child.Env = append(child.Env, fmt.Sprintf("%s=%d", env, 3+len(child.ExtraFiles)))
+			child.ExtraFiles = append(child.ExtraFiles, f)
+		}
+	}
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
@@ -226,8 +265,24 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	topts := tun.Options{Offload: !noOffload, Logger: log}
 	var ln *ipc.Listener
 	var t *tun.Native
-	var err error
-	if strings.Contains(name, "%") {
+	tunFd, haveTun, err := inheritedFd(envTunFd)
+	if err != nil {
+		return nil, err
+	}
+	uapiFd, haveUAPI, err := inheritedFd(envUAPIFd)
+	if err != nil {
+		if haveTun {
+			unix.Close(tunFd)
+		}
+		return nil, err
+	}
+	switch {
+	case haveTun || haveUAPI:
+		if t, ln, name, err = openHandedOver(name, tunFd, haveTun, uapiFd, haveUAPI, topts); err != nil {
+			return nil, err
+		}
+		log = log.With("name", name)
+	case strings.Contains(name, "%"):
 		// A template such as wg%d: the kernel picks the name, and the
 		// socket is named after it (as wireguard-go does), so the TUN
 		// comes first.
@@ -240,7 +295,7 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 			t.Close()
 			return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
 		}
-	} else {
+	default:
 		// The socket first: a live daemon of this name refuses us before
 		// we touch its link.
 		if ln, err = ipc.Listen(name); err != nil {
@@ -262,6 +317,45 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	go func() { d.srvErr <- ln.Serve(ctx, dev, log) }()
 	log.Info("device started", "port", dev.Port(), "tun_offloads", t.Offloads().String(), "udp_offloads", dev.UDPOffloads())
 	return d, nil
+}
+
+// openHandedOver opens the TUN and the UAPI socket when WG_TUN_FD or
+// WG_UAPI_FD hands over either; the other is made as usual. A handed-over
+// TUN's own name wins over the one on the command line, as in
+// wireguard-go. The fds are taken over (closed on error).
+func openHandedOver(name string, tunFd int, haveTun bool, uapiFd int, haveUAPI bool, topts tun.Options) (*tun.Native, *ipc.Listener, string, error) {
+	var t *tun.Native
+	var err error
+	if haveTun {
+		if t, err = tun.FromFd(tunFd, defaultMTU, topts); err != nil {
+			if haveUAPI {
+				unix.Close(uapiFd)
+			}
+			return nil, nil, "", fmt.Errorf("%s: %w", envTunFd, err)
+		}
+		name = t.Name()
+	}
+	var ln *ipc.Listener
+	if haveUAPI {
+		if ln, err = (ipc.ListenConfig{}).ListenFile(os.NewFile(uintptr(uapiFd), envUAPIFd)); err != nil {
+			err = fmt.Errorf("%s: %w", envUAPIFd, err)
+		}
+	} else if ln, err = ipc.Listen(name); err != nil {
+		err = fmt.Errorf("UAPI socket for %s: %w", name, err)
+	}
+	if err != nil {
+		if t != nil {
+			t.Close()
+		}
+		return nil, nil, "", err
+	}
+	if t == nil {
+		if t, err = tun.CreateWithOptions(name, defaultMTU, topts); err != nil {
+			ln.Close()
+			return nil, nil, "", fmt.Errorf("create TUN %s: %w", name, err)
+		}
+	}
+	return t, ln, name, nil
 }
 
 // close stops the engine (which closes the TUN, deleting the link) and the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // netnsPair is two network namespaces joined by a veth pair, with
@@ -343,4 +344,90 @@ func TestE2ETemplateName(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("socket left after the link was deleted")
+}
+
+// TestE2EHandedOverFds: as wireguard-go, the daemon takes a TUN and a
+// listening UAPI socket another process opened, named by WG_TUN_FD and
+// WG_UAPI_FD, in the foreground and (renumbered for the child) in the
+// background form; the TUN's own name wins over the command line's.
+func TestE2EHandedOverFds(t *testing.T) {
+	needRoot(t)
+	for _, background := range []bool{false, true} {
+		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
+			ns := fmt.Sprintf("wgdt-fd-%d", os.Getpid())
+			run(t, "ip", "netns", "add", ns)
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			dev := fmt.Sprintf("wgdfd%d", os.Getpid()%10000)
+			var tunFile *os.File
+			inNetns(t, ns, func() {
+				fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ifr, err := unix.NewIfreq(dev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+				if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+					t.Fatal(err)
+				}
+				tunFile = os.NewFile(uintptr(fd), "tun")
+			})
+			defer tunFile.Close()
+			sock := "/var/run/wireguard/" + dev + ".sock"
+			os.MkdirAll("/var/run/wireguard", 0o755)
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.SetUnlinkOnClose(false)
+			uapiFile, err := ln.File()
+			ln.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uapiFile.Close()
+			t.Cleanup(func() { os.Remove(sock) })
+			c := exec.Command("ip", "netns", "exec", ns, wgdBin, "some-other-name")
+			c.ExtraFiles = []*os.File{tunFile, uapiFile}
+			c.Env = append(os.Environ(), "WG_TUN_FD=3", "WG_UAPI_FD=4", "LOG_LEVEL=")
+			if !background {
+				c.Env = append(c.Env, "WG_PROCESS_FOREGROUND=1")
+			}
+			out := &strings.Builder{}
+			c.Stdout, c.Stderr = out, out
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			tunFile.Close()
+			uapiFile.Close()
+			if background {
+				if err := c.Wait(); err != nil {
+					t.Fatalf("wgd: %v\n%s", err, out)
+				}
+			} else {
+				defer func() { c.Process.Kill(); c.Wait() }()
+			}
+			var port string
+			if !waitFor(5*time.Second, func() bool {
+				o, err := exec.Command("ip", "netns", "exec", ns, "wg", "show", dev, "listen-port").Output()
+				port = strings.TrimSpace(string(o))
+				return err == nil && port != ""
+			}) {
+				t.Fatalf("wg show %s: no answer on the handed-over socket\n%s", dev, out)
+			}
+			run(t, "ip", "netns", "exec", ns, "wg", "set", dev, "listen-port", "51999")
+			if p := strings.TrimSpace(run(t, "ip", "netns", "exec", ns, "wg", "show", dev, "listen-port")); p != "51999" {
+				t.Fatalf("listen-port %q after set", p)
+			}
+			if _, err := os.Stat("/var/run/wireguard/some-other-name.sock"); err == nil {
+				t.Fatal("a socket was made for the command line's name")
+			}
+			run(t, "ip", "-n", ns, "link", "del", dev) // the daemon exits
+			if !waitFor(5*time.Second, func() bool { _, err := os.Stat(sock); return err != nil }) {
+				t.Fatalf("socket left after the link was deleted\n%s", out)
+			}
+		})
+	}
 }
