@@ -203,7 +203,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	}
 	res, err := static.OpenInitiation(msg)
 	if err != nil {
-		d.countHandshakeError(err)
+		d.countHandshakeError(err, "handshake initiation", ep, now)
 		return
 	}
 	d.peersMu.RLock()
@@ -219,9 +219,10 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	resp, err := d.respondLocked(p, res, ep, now, buf[:0])
 	p.mu.Unlock()
 	if err != nil {
-		d.countHandshakeError(err)
+		d.countHandshakeError(err, "handshake initiation", ep, now)
 		return
 	}
+	d.log.Debug("received handshake initiation, sending response", "peer", p.short(), "endpoint", ep.Dst)
 	d.sendHandshakeMessage(p, resp, ep)
 	d.timersSessionDerived(p, now)
 }
@@ -280,14 +281,14 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	}
 	if err := p.hs.ConsumeResponse(msg, now); err != nil {
 		p.mu.Unlock()
-		d.countHandshakeError(err)
+		d.countHandshakeError(err, "handshake response", ep, now)
 		return
 	}
 	p.rxBytes.Add(noise.ResponseSize)
 	nk, err := p.hs.DeriveKeypair(now)
 	if err != nil {
 		p.mu.Unlock()
-		d.countHandshakeError(err)
+		d.countHandshakeError(err, "handshake response", ep, now)
 		return
 	}
 	p.endpoint = ep
@@ -296,6 +297,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	p.handshakeIndex = 0
 	p.installKeypair(kp)
 	p.mu.Unlock()
+	d.log.Debug("received handshake response, session up", "peer", p.short(), "endpoint", ep.Dst)
 	d.timersSessionDerived(p, now)
 	d.timersHandshakeComplete(p, now)
 	d.loop.post(func(l *loop) { l.sendStagedOrKeepalive(p) })
@@ -338,12 +340,14 @@ func (d *Device) sendInitiation(p *Peer, isRetry bool) {
 	if err != nil {
 		d.indices.remove(idx)
 		p.mu.Unlock()
-		d.countHandshakeError(err)
+		d.countHandshakeError(err, "handshake initiation", ep, now)
 		return
 	}
 	p.handshakeIndex = idx
+	attempt := p.timers.handshakeAttempts + 1
 	d.timersHandshakeInitiatedLocked(p, now)
 	p.mu.Unlock()
+	d.log.Debug("sending handshake initiation", "peer", p.short(), "endpoint", ep.Dst, "attempt", attempt)
 	d.sendHandshakeMessage(p, msg, ep)
 }
 
@@ -362,13 +366,21 @@ func (d *Device) sendHandshakeMessage(p *Peer, msg []byte, ep conn.Endpoint) {
 	d.timersSent(p, false, d.clock.Now())
 }
 
-func (d *Device) countHandshakeError(err error) {
+// countHandshakeError counts a handshake message that failed (what, from
+// ep) by its cause and logs it at the drop logs' rate, as wireguard-go logs
+// "Received invalid ... message": a wrong preshared key or a peer with a
+// stale key shows up there.
+func (d *Device) countHandshakeError(err error, what string, ep conn.Endpoint, now time.Time) {
+	reason := "handshake failed"
 	switch {
 	case errors.Is(err, noise.ErrBadLength):
 		d.counters.badLength.Add(1)
+		reason = "bad length"
 	case errors.Is(err, noise.ErrUnknownPeer):
 		d.counters.unknownPeer.Add(1)
+		reason = "initiation from unknown peer"
 	default:
 		d.counters.handshakeFailed.Add(1)
 	}
+	d.logLim.log(d.log, now, reason, "message", what, "from", ep.Dst, "err", err)
 }

@@ -182,3 +182,10 @@ func (l *peerList) remove(p *Peer) {
 	p.prevInList, p.nextInList = nil, nil
 	l.n--
 }
+
+// short names the peer in logs as wireguard-go does: the first and last
+// four characters of its base64 public key.
+func (p *Peer) short() string {
+	k := p.public.String()
+	return k[:4] + "…" + k[len(k)-5:len(k)-1]
+}

@@ -90,6 +90,7 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 	p, ok := d.allowedIPs.Lookup(dst)
 	if !ok {
 		d.counters.noRoute.Add(1)
+		d.logLim.log(d.log, now, "no route", "dst", dst)
 		l.unreachable(pkt, now)
 		l.putBuf(buf)
 		return

@@ -1,0 +1,91 @@
+package device
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wgdvpn/wgd/noise"
+)
+
+// logBuffer is a goroutine-safe log sink for tests.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// peerFor returns d's peer with public key pub.
+func (d *Device) peerFor(pub noise.PublicKey) *Peer {
+	d.peersMu.RLock()
+	defer d.peersMu.RUnlock()
+	return d.peers[pub]
+}
+
+func debugLogger(b *logBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestLogsSayWhatHappened: at debug level (LOG_LEVEL=verbose) the log shows
+// the handshake as it goes and, rate-limited, why packets were dropped: a
+// wrong preshared key fails the handshake, and a packet to a prefix no
+// peer has is dropped for want of a route.
+func TestLogsSayWhatHappened(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	var la, lb logBuffer
+	a := newTestNodeOpts(t, clock, 1, Options{Workers: -1, Logger: debugLogger(&la)})
+	b := newTestNodeOpts(t, clock, 2, Options{Workers: -1, Logger: debugLogger(&lb)})
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("hello")))
+	waitLog := func(what string, buf *logBuffer, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			s := buf.String()
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(s, w)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: log lacks %q:\n%s", what, want, s)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitLog("initiator", &la, "sending handshake initiation", "received handshake response, session up", "peer="+a.dev.peerFor(b.pub).short())
+	waitLog("responder", &lb, "received handshake initiation, sending response")
+
+	// A packet to an address no peer's AllowedIPs cover.
+	a.write(t, udp4(a.addr, netip.MustParseAddr("198.18.77.1"), []byte("nowhere")))
+	waitLog("no route", &la, `reason="no route"`, "dst=198.18.77.1")
+
+	// b uses a preshared key a does not: the PSK enters the handshake in
+	// the response (Noise IKpsk2), so a's check of b's response fails.
+	var psk noise.PresharedKey
+	psk[0] = 1
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: a.pub, UpdateOnly: true, PresharedKey: &psk}}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(noise.RekeyTimeout + time.Second)
+	a.dev.hs.requestInitiation(a.dev.peerFor(b.pub), false)
+	waitLog("wrong preshared key", &la, `reason="handshake failed"`, `message="handshake response"`)
+}
