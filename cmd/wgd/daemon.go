@@ -408,7 +408,11 @@ func (d *daemon) wait(ctx context.Context, onHUP func()) error {
 			d.log.Info("shutting down", "reason", "UAPI socket removed")
 			return nil
 		case <-d.dev.Done():
-			d.log.Info("shutting down", "reason", d.dev.Err())
+			if err := d.dev.Err(); errors.Is(err, tun.ErrDeleted) {
+				d.log.Info("shutting down", "reason", "interface deleted")
+			} else {
+				d.log.Info("shutting down", "reason", err)
+			}
 			return nil
 		case err := <-d.srvErr:
 			if err != nil {
