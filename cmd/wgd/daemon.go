@@ -256,7 +256,9 @@ type daemon struct {
 }
 
 // startDaemon takes the UAPI socket (refusing one a live daemon owns),
-// creates the TUN and starts the engine and the UAPI server.
+// creates the TUN and starts the engine and the UAPI server. A name
+// template (wg%d) creates the TUN first and names the socket after it;
+// WG_TUN_FD / WG_UAPI_FD hand over either instead (openHandedOver).
 func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, error) {
 	noOffload := offloadsOff(os.Getenv)
 	if noOffload {

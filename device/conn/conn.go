@@ -30,7 +30,7 @@ type Endpoint struct {
 // Bind only borrows it for the duration of one Read or Write call.
 type Message struct {
 	Buf []byte   // recv: buffer to fill (len(Buf) is the capacity used); send: the datagram
-	N   int      // recv: bytes received; 0 for a datagram larger than Buf (dropped)
+	N   int      // recv: bytes received; 0 for a datagram larger than Buf (dropped); send: set to -1 by Write for a datagram it dropped
 	Ep  Endpoint // recv: sender in Dst, our address in Src/Ifindex; send: where to
 	// Seg is set by ReadCoalesced only: the segment size when the kernel
 	// coalesced several datagrams of one flow into Buf[:N] (each Seg bytes,
