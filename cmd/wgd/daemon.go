@@ -316,7 +316,10 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	}
 	d := &daemon{name: name, log: log, ln: ln, tun: t, dev: dev, srvErr: make(chan error, 1),
 		notify: newNotifier(os.Getenv), watchdog: watchdogInterval(os.Getenv, os.Getpid())}
-	go func() { d.srvErr <- ln.Serve(ctx, dev, log) }()
+	// The UAPI server outlives ctx (the signal that stops the daemon): a
+	// shutdown still talks to it (SaveConfig, PreDown hooks running wg).
+	// close stops it by closing ln.
+	go func() { d.srvErr <- ln.Serve(context.WithoutCancel(ctx), dev, log) }()
 	log.Info("device started", "port", dev.Port(), "tun_offloads", t.Offloads().String(), "udp_offloads", dev.UDPOffloads())
 	return d, nil
 }

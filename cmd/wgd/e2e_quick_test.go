@@ -663,6 +663,80 @@ func TestE2EQuickForegroundNotify(t *testing.T) {
 	assertGone(t, s.a.ns, s.a.iface)
 }
 
+// TestE2EQuickForegroundSaveOnStop: `wgd up -f` with SaveConfig = true
+// (systemd's and docker's form) saves the running configuration on SIGTERM,
+// runs PreDown (whose `wg` call reaches the daemon over its socket) and
+// exits. It used to hang: the signal had already stopped the UAPI server
+// that the save and the hooks talk to.
+func TestE2EQuickForegroundSaveOnStop(t *testing.T) {
+	s := newQuickSetup(t)
+	marker := filepath.Join(s.dir, "predown-peers")
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nSaveConfig = true\nPreDown = wg show %i peers > "+marker,
+		"AllowedIPs = 198.19.0.2/32")
+	cmd := exec.Command("ip", "netns", "exec", s.a.ns, wgdBin, "up", "--foreground", path)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	if !waitFor(10*time.Second, func() bool {
+		return exec.Command("ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface).Run() == nil
+	}) {
+		t.Fatalf("interface never came up\n%s", stderr)
+	}
+	_, added := genKeyPair(t)
+	run(t, "ip", "netns", "exec", s.a.ns, "wg", "set", s.a.iface, "peer", added, "allowed-ips", "198.19.9.0/24")
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("wgd up -f: %v\n%s", err, stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("wgd up -f with SaveConfig did not exit after SIGTERM\n%s", stderr)
+	}
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "saved config", string(saved), added, "198.19.9.0/24")
+	peers, err := os.ReadFile(marker)
+	if err != nil {
+		t.Fatalf("PreDown did not run: %v", err)
+	}
+	contains(t, "peers seen by PreDown", string(peers), added)
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
+// TestE2EQuickDownWarnsWorldAccessible: down reads the file again and, as
+// wg-quick's down, warns when others may read it (as up does).
+func TestE2EQuickDownWarnsWorldAccessible(t *testing.T) {
+	s := newQuickSetup(t)
+	dir := filepath.Join(s.dir, "open")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755) // whatever the umask
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	open := filepath.Join(dir, filepath.Base(path))
+	if err := os.Rename(path, open); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o644)
+	warning := "Warning: `" + open + "' is world accessible"
+	contains(t, "up", mustWgd(t, s.a.ns, "up", open), warning)
+	contains(t, "down", mustWgd(t, s.a.ns, "down", open), warning)
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
 // TestNotifyAddress checks how $NOTIFY_SOCKET is read: a path, an abstract
 // name ("@..."), or nothing.
 func TestNotifyAddress(t *testing.T) {

@@ -317,6 +317,10 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 		if !t.named {
 			st.ConfigPath = t.path // the file named now, as wg-quick reads it
 		}
+		// As wg-quick's down: the file is read again (with the
+		// world-accessible warning); one that no longer parses leaves the
+		// hooks and SaveConfig recorded at up.
+		warnWorldAccessible(st.ConfigPath, q.stderr)
 		if c, err := conf.Load(st.ConfigPath); err == nil {
 			saved = fileKeys(st.Settings, c)
 			fileHooks(&st.Settings, c)
