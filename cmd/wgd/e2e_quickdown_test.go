@@ -230,4 +230,9 @@ func TestE2EQuickDownOnlyStale(t *testing.T) {
 	})
 	mustWgd(t, s.a.ns, "down", "--only-stale", path)
 	assertGone(t, s.a.ns, s.a.iface)
+	// After a clean stop (the unit's usual case) it has nothing to do and
+	// says nothing.
+	if r := wgdIn(t, s.a.ns, "down", "--only-stale", path); r.code != 0 || r.stderr != "" || r.stdout != "" {
+		t.Fatalf("down --only-stale with nothing up: %+v", r)
+	}
 }

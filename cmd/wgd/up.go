@@ -48,6 +48,14 @@ func newDownCmd() *cobra.Command {
 				// "already exists"): not ours to take down.
 				return nil
 			}
+			if onlyStale {
+				_, lerr := netlink.LinkByName(t.iface)
+				if _, serr := readState(t.iface); serr != nil && lerr != nil {
+					// After a clean stop: nothing left, and nothing
+					// to say in the journal on every stop.
+					return nil
+				}
+			}
 			return runDown(cmd.Context(), t, newQuickIO(cmd), nil)
 		})
 	cmd.Flags().BoolVar(&onlyStale, "only-stale", false,
