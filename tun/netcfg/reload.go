@@ -143,9 +143,12 @@ func (r *Runner) removeRoutes(ctx context.Context, old Settings, table Table, de
 		if id < 0 {
 			continue
 		}
+		// As down: the line is printed for a route that was there (up
+		// skips routes an address already covers, so some never were).
 		line := routeLine("delete", p, old.Interface, name)
-		r.printf("[#] %s", line)
-		if err := ignoreGone(r.handle().RouteDel(linkRoute(link, p, id))); err != nil {
+		if err := r.handle().RouteDel(linkRoute(link, p, id)); err == nil {
+			r.printf("[#] %s", line)
+		} else if !isGone(err) {
 			errs = append(errs, stepErr(line, err))
 		}
 		if p.Bits() == 0 && table.Mode == TableAuto {
