@@ -96,7 +96,9 @@ func runDaemon(cmd *cobra.Command, args []string, foreground bool) error {
 		return nil
 	}
 	ready := readyPipe()
-	err := serve(cmd.Context(), name, newLogger(name, cmd.ErrOrStderr()), ready)
+	// The log goes to stdout, as wireguard-go's does (`wgd up` keeps its
+	// daemon's on stderr with its [#] lines).
+	err := serve(cmd.Context(), name, newLogger(name, cmd.OutOrStdout()), ready)
 	if err != nil && ready != nil {
 		fmt.Fprintf(ready, "%v\n", err)
 		ready.Close()
@@ -151,11 +153,12 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 	}
 	defer devnull.Close()
 	// As wireguard-go: the daemon keeps the caller's output only when
-	// LOG_LEVEL asks for logs. With none or "silent" it holds nothing of
-	// the caller's open, so `out=$(wgd wg0 2>&1)` returns at once.
+	// LOG_LEVEL asks for logs (the log goes to stdout). With none or
+	// "silent" it holds nothing of the caller's open, so
+	// `out=$(wgd wg0 2>&1)` returns at once.
 	child.Stdin, child.Stdout, child.Stderr = devnull, devnull, devnull
 	if lv := os.Getenv("LOG_LEVEL"); lv != "" && lv != "silent" {
-		child.Stderr = cmd.ErrOrStderr()
+		child.Stdout, child.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	}
 	if err := child.Start(); err != nil {
 		w.Close()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -264,7 +265,7 @@ func TestE2ENetnsMoveAndExit(t *testing.T) {
 // is ready, and with LOG_LEVEL unset or "silent" the daemon holds none of
 // the caller's output open (as wireguard-go), so a caller reading it to
 // the end (`out=$(wgd wg0 2>&1)`) is not kept waiting. With a log level
-// the daemon keeps stderr for its log.
+// the daemon keeps its output for the log (on stdout, as wireguard-go).
 func TestE2EDetachedDaemonLetsGoOfOutput(t *testing.T) {
 	needRoot(t)
 	for _, level := range []string{"", "silent", "error"} {
@@ -429,5 +430,52 @@ func TestE2EHandedOverFds(t *testing.T) {
 				t.Fatalf("socket left after the link was deleted\n%s", out)
 			}
 		})
+	}
+}
+
+// TestE2EDaemonLogsToStdout: the daemon's log goes to stdout, as
+// wireguard-go's does, in the foreground and (with LOG_LEVEL set) from the
+// detached daemon, so `LOG_LEVEL=verbose wgd wg0 >wg.log` captures it.
+func TestE2EDaemonLogsToStdout(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("wgdt-log-%d", os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	dev := fmt.Sprintf("wgdlg%d", os.Getpid()%10000)
+	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", dev).Run() })
+	logPath := filepath.Join(t.TempDir(), "wg.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errPath := filepath.Join(t.TempDir(), "wg.err")
+	errFile, err := os.Create(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Files, not pipes: the detached daemon keeps both, so Run would wait
+	// for it to exit if they were pipes.
+	c := exec.Command("ip", "netns", "exec", ns, wgdBin, dev)
+	c.Env = append(os.Environ(), "LOG_LEVEL=verbose")
+	c.Stdout, c.Stderr = logFile, errFile
+	err = c.Run()
+	logFile.Close()
+	errFile.Close()
+	readErr := func() string { b, _ := os.ReadFile(errPath); return string(b) }
+	if err != nil {
+		t.Fatalf("wgd %s: %v\n%s", dev, err, readErr())
+	}
+	run(t, "ip", "-n", ns, "link", "del", dev)
+	if !waitFor(5*time.Second, func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), "shutting down")
+	}) {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("stdout log lacks the daemon's lines:\n%s\nstderr:\n%s", b, readErr())
+	}
+	b, _ := os.ReadFile(logPath)
+	contains(t, "stdout log", string(b), "device started")
+	if strings.Contains(readErr(), "device started") {
+		t.Fatalf("log on stderr too:\n%s", readErr())
 	}
 }
