@@ -67,6 +67,16 @@ func newNetnsPair(t *testing.T) *netnsPair {
 	return p
 }
 
+// newNetns creates a network namespace named after tag and the test
+// process (deleted at cleanup) and returns its name.
+func newNetns(t *testing.T, tag string) string {
+	t.Helper()
+	ns := fmt.Sprintf("wgdt-%s-%d", tag, os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	return ns
+}
+
 // inNetns runs f on an OS thread switched into namespace ns; sockets f
 // creates stay in ns.
 func inNetns(t *testing.T, ns string, f func()) {
@@ -270,9 +280,7 @@ func TestE2EDetachedDaemonLetsGoOfOutput(t *testing.T) {
 	needRoot(t)
 	for _, level := range []string{"", "silent", "error"} {
 		t.Run("LOG_LEVEL="+level, func(t *testing.T) {
-			ns := fmt.Sprintf("wgdt-out-%d", os.Getpid())
-			run(t, "ip", "netns", "add", ns)
-			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			ns := newNetns(t, "out")
 			dev := fmt.Sprintf("wgdto%d", os.Getpid()%10000)
 			c := exec.Command("ip", "netns", "exec", ns, wgdBin, dev)
 			c.Env = append(os.Environ(), "LOG_LEVEL="+level)
@@ -317,9 +325,7 @@ func TestE2EDetachedDaemonLetsGoOfOutput(t *testing.T) {
 // does the same), so `wg show` finds it by its real name.
 func TestE2ETemplateName(t *testing.T) {
 	needRoot(t)
-	ns := fmt.Sprintf("wgdt-tpl-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := newNetns(t, "tpl")
 	prefix := fmt.Sprintf("wq%dx", os.Getpid()%10000)
 	real := prefix + "0" // the first free number in a fresh namespace
 	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", real).Run() })
@@ -355,9 +361,7 @@ func TestE2EHandedOverFds(t *testing.T) {
 	needRoot(t)
 	for _, background := range []bool{false, true} {
 		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
-			ns := fmt.Sprintf("wgdt-fd-%d", os.Getpid())
-			run(t, "ip", "netns", "add", ns)
-			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			ns := newNetns(t, "fd")
 			dev := fmt.Sprintf("wgdfd%d", os.Getpid()%10000)
 			var tunFile *os.File
 			inNetns(t, ns, func() {
@@ -438,9 +442,7 @@ func TestE2EHandedOverFds(t *testing.T) {
 // detached daemon, so `LOG_LEVEL=verbose wgd wg0 >wg.log` captures it.
 func TestE2EDaemonLogsToStdout(t *testing.T) {
 	needRoot(t)
-	ns := fmt.Sprintf("wgdt-log-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := newNetns(t, "log")
 	dev := fmt.Sprintf("wgdlg%d", os.Getpid()%10000)
 	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", dev).Run() })
 	logPath := filepath.Join(t.TempDir(), "wg.log")

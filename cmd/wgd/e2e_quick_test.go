@@ -603,18 +603,13 @@ func (n *notifyListener) next(t *testing.T, prefix string) string {
 	}
 }
 
-// TestE2EQuickForegroundNotify runs `wgd up -f` as systemd would, with a
-// test NOTIFY_SOCKET and a watchdog: READY=1 only once the interface is
-// fully up (address, route, PostUp hook done), WATCHDOG=1 pings at half
-// the interval, RELOADING=1 and READY=1 around a SIGHUP reload that
-// applies a changed file, STOPPING=1 on SIGTERM, and nothing left after.
-func TestE2EQuickForegroundNotify(t *testing.T) {
-	s := newQuickSetup(t)
-	marker := filepath.Join(s.dir, "postup-done")
-	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nPostUp = sleep 0.3; touch "+marker, "AllowedIPs = 198.19.0.2/32, 198.19.20.0/24")
-	n := newNotifyListener(t)
-	cmd := exec.Command("ip", "netns", "exec", s.a.ns, wgdBin, "up", "--foreground", path)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=400000")
+// startForeground starts `wgd up --foreground path` in namespace ns with
+// the extra environment env; the returned channel gets its exit, and
+// cleanup kills it if it is still running.
+func startForeground(t *testing.T, ns, path string, env ...string) (*exec.Cmd, <-chan error, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, wgdBin, "up", "--foreground", path)
+	cmd.Env = append(os.Environ(), env...)
 	stderr := &strings.Builder{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -628,6 +623,20 @@ func TestE2EQuickForegroundNotify(t *testing.T) {
 			<-done
 		}
 	})
+	return cmd, done, stderr
+}
+
+// TestE2EQuickForegroundNotify runs `wgd up -f` as systemd would, with a
+// test NOTIFY_SOCKET and a watchdog: READY=1 only once the interface is
+// fully up (address, route, PostUp hook done), WATCHDOG=1 pings at half
+// the interval, RELOADING=1 and READY=1 around a SIGHUP reload that
+// applies a changed file, STOPPING=1 on SIGTERM, and nothing left after.
+func TestE2EQuickForegroundNotify(t *testing.T) {
+	s := newQuickSetup(t)
+	marker := filepath.Join(s.dir, "postup-done")
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nPostUp = sleep 0.3; touch "+marker, "AllowedIPs = 198.19.0.2/32, 198.19.20.0/24")
+	n := newNotifyListener(t)
+	cmd, done, stderr := startForeground(t, s.a.ns, path, "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=400000")
 	n.next(t, "READY=1")
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("READY=1 before PostUp finished")
@@ -673,20 +682,7 @@ func TestE2EQuickForegroundSaveOnStop(t *testing.T) {
 	marker := filepath.Join(s.dir, "predown-peers")
 	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nSaveConfig = true\nPreDown = wg show %i peers > "+marker,
 		"AllowedIPs = 198.19.0.2/32")
-	cmd := exec.Command("ip", "netns", "exec", s.a.ns, wgdBin, "up", "--foreground", path)
-	stderr := &strings.Builder{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	cmd, done, stderr := startForeground(t, s.a.ns, path)
 	if !waitFor(10*time.Second, func() bool {
 		return exec.Command("ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface).Run() == nil
 	}) {

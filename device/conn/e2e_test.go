@@ -32,6 +32,16 @@ func run(t *testing.T, args ...string) {
 	}
 }
 
+// newNetns creates the network namespace name (deleted at cleanup) and
+// brings its loopback up with the extra `ip link set lo` arguments.
+func newNetns(t *testing.T, name string, loArgs ...string) string {
+	t.Helper()
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	run(t, append([]string{"ip", "-n", name, "link", "set", "lo"}, append(loArgs, "up")...)...)
+	return name
+}
+
 // inNetns runs fn on a thread inside ns; sockets fn creates stay there.
 func inNetns(t *testing.T, ns string, fn func()) {
 	t.Helper()
@@ -127,10 +137,7 @@ func testWriteWouldBlock(t *testing.T, opts Options, count int) {
 // ResetGSOLimit (a TUN MTU change), after which large ones try GSO again.
 func TestE2EGSOFallbackSmallMTU(t *testing.T) {
 	needRoot(t)
-	ns := fmt.Sprintf("wgdgso-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "set", "lo", "mtu", "1280", "up")
+	ns := newNetns(t, fmt.Sprintf("wgdgso-%d", os.Getpid()), "mtu", "1280")
 	var a, rx *Bind
 	inNetns(t, ns, func() {
 		var err error
@@ -200,10 +207,7 @@ func TestE2EGSOFallbackSmallMTU(t *testing.T) {
 // N = -1, and the datagrams around it go out.
 func TestE2EWriteMarksRefused(t *testing.T) {
 	needRoot(t)
-	ns := fmt.Sprintf("wgdref-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	ns := newNetns(t, fmt.Sprintf("wgdref-%d", os.Getpid()))
 	var a, rx *Bind
 	inNetns(t, ns, func() {
 		var err error
