@@ -37,6 +37,7 @@ func (d *Device) Apply(cfg *Config) error {
 	}
 	if newBind != nil {
 		d.listenPort = newBind.Port()
+		d.log.Info("listening", "port", d.listenPort)
 		d.loop.post(func(l *loop) { l.swapBind(newBind) })
 	}
 	d.peersMu.Lock()
