@@ -90,11 +90,17 @@ type logLimiter struct {
 	lim ratelog.Limiter
 }
 
-func (l *logLimiter) log(log *slog.Logger, now time.Time, reason string, args ...any) {
-	ok, held := l.lim.Allow(reason, now)
-	if !ok {
-		return
-	}
+// allow reports whether a line for reason may be logged now, and how many
+// were held back since the last. Callers build the line's arguments only
+// when it is: boxing them for a line the limiter then drops would cost an
+// allocation per dropped packet.
+func (l *logLimiter) allow(reason string, now time.Time) (held uint64, ok bool) {
+	ok, held = l.lim.Allow(reason, now)
+	return held, ok
+}
+
+// logDrop writes the line allow let through.
+func logDrop(log *slog.Logger, reason string, held uint64, args ...any) {
 	if held > 0 {
 		args = append(args, "suppressed", held)
 	}

@@ -137,7 +137,9 @@ func (d *Device) handleHandshakeMessage(msg []byte, ep conn.Endpoint) {
 	}
 	if err := d.cookies.CheckMAC1(msg); err != nil {
 		d.counters.invalidMAC1.Add(1)
-		d.logLim.log(d.log, now, "invalid mac1", "from", ep.Dst)
+		if held, ok := d.logLim.allow("invalid mac1", now); ok {
+			logDrop(d.log, "invalid mac1", held, "from", ep.Dst)
+		}
 		return
 	}
 	if d.hs.underLoad(now) {
@@ -211,7 +213,9 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	d.peersMu.RUnlock()
 	if p == nil {
 		d.counters.unknownPeer.Add(1)
-		d.logLim.log(d.log, now, "initiation from unknown peer", "from", ep.Dst)
+		if held, ok := d.logLim.allow("initiation from unknown peer", now); ok {
+			logDrop(d.log, "initiation from unknown peer", held, "from", ep.Dst)
+		}
 		return
 	}
 	var buf [noise.ResponseSize]byte
@@ -382,5 +386,7 @@ func (d *Device) countHandshakeError(err error, what string, ep conn.Endpoint, n
 	default:
 		d.counters.handshakeFailed.Add(1)
 	}
-	d.logLim.log(d.log, now, reason, "message", what, "from", ep.Dst, "err", err)
+	if held, ok := d.logLim.allow(reason, now); ok {
+		logDrop(d.log, reason, held, "message", what, "from", ep.Dst, "err", err)
+	}
 }

@@ -30,7 +30,9 @@ func (l *loop) readUDP(fd int) {
 	}
 	n, err := l.bind.ReadCoalesced(fd, l.msgs)
 	if err != nil && !isWouldBlock(err) {
-		d.logLim.log(d.log, d.clock.Now(), "udp read error", "err", err)
+		if held, ok := d.logLim.allow("udp read error", d.clock.Now()); ok {
+			logDrop(d.log, "udp read error", held, "err", err)
+		}
 	}
 	// Data messages go to decrypt jobs of about batchSize packets, cut at
 	// datagram boundaries (a coalesced datagram's segments share its buffer,
@@ -156,7 +158,9 @@ func (l *loop) flushDecrypted() {
 				}
 				// The TUN dropped a packet it rejected and counted it in n.
 				l.d.counters.tunWriteErrors.Add(1)
-				l.d.logLim.log(l.d.log, l.d.clock.Now(), "tun write error", "err", err)
+				if held, ok := l.d.logLim.allow("tun write error", l.d.clock.Now()); ok {
+					logDrop(l.d.log, "tun write error", held, "err", err)
+				}
 				if n == 0 {
 					j.pos++
 				}
@@ -190,7 +194,9 @@ func (l *loop) checkDecrypted(j *job) {
 		}
 		if e.err != nil {
 			d.counters.decryptFailed.Add(1)
-			d.logLim.log(d.log, now, "decrypt failed", "from", e.ep.Dst)
+			if held, ok := d.logLim.allow("decrypt failed", now); ok {
+				logDrop(d.log, "decrypt failed", held, "from", e.ep.Dst)
+			}
 			continue
 		}
 		kp := e.kp
@@ -327,7 +333,9 @@ func (l *loop) innerPacket(p *Peer, pt []byte) ([]byte, bool) {
 	}
 	if owner, ok := d.allowedIPs.Lookup(src); !ok || owner != p {
 		d.counters.sourceNotAllowed.Add(1)
-		d.logLim.log(d.log, d.clock.Now(), "source not allowed", "src", src)
+		if held, ok := d.logLim.allow("source not allowed", d.clock.Now()); ok {
+			logDrop(d.log, "source not allowed", held, "src", src)
+		}
 		return nil, false
 	}
 	return pt[:n], true

@@ -56,7 +56,9 @@ func (l *loop) readTUN() error {
 		case errors.Is(err, tun.ErrDeleted):
 			return err
 		default:
-			d.logLim.log(d.log, now, "tun read error", "err", err)
+			if held, ok := d.logLim.allow("tun read error", now); ok {
+				logDrop(d.log, "tun read error", held, "err", err)
+			}
 		}
 		return nil
 	}
@@ -90,7 +92,9 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 	p, ok := d.allowedIPs.Lookup(dst)
 	if !ok {
 		d.counters.noRoute.Add(1)
-		d.logLim.log(d.log, now, "no route", "dst", dst)
+		if held, ok := d.logLim.allow("no route", now); ok {
+			logDrop(d.log, "no route", held, "dst", dst)
+		}
 		l.unreachable(pkt, now)
 		l.putBuf(buf)
 		return
@@ -280,7 +284,9 @@ func (l *loop) flushEncrypted() {
 			// dropped it, marked it and counted it in n. Skip one more only
 			// if nothing moved, so that a broken socket cannot spin the loop.
 			l.d.counters.sendErrors.Add(uint64(max(refused(l.sendMsgs[:n]), 1)))
-			l.d.logLim.log(l.d.log, l.d.clock.Now(), "udp send error", "err", err)
+			if held, ok := l.d.logLim.allow("udp send error", l.d.clock.Now()); ok {
+				logDrop(l.d.log, "udp send error", held, "err", err)
+			}
 			if n == 0 {
 				j.pos++
 			}
