@@ -75,37 +75,42 @@ func CreateWithOptions(name string, mtu int, opts Options) (*Native, error) {
 // made non-blocking and close-on-exec, its MTU set, and it is closed on any
 // error.
 func FromFd(fd int, mtu int, opts Options) (*Native, error) {
-	if err := checkMTU(mtu); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	ifr, err := unix.NewIfreq("")
+	name, vnet, err := checkHandedOver(fd, mtu)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
+	return newNative(fd, name, vnet, mtu, opts)
+}
+
+// checkHandedOver checks fd for FromFd and readies it; it returns the
+// link's name and whether it speaks virtio_net_hdr.
+func checkHandedOver(fd int, mtu int) (string, bool, error) {
+	if err := checkMTU(mtu); err != nil {
+		return "", false, err
+	}
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return "", false, err
+	}
 	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("tun: fd %d is not an attached TUN: %w", fd, err)
+		return "", false, fmt.Errorf("tun: fd %d is not an attached TUN: %w", fd, err)
 	}
 	flags := ifr.Uint16()
 	if flags&(unix.IFF_TUN|unix.IFF_TAP) != unix.IFF_TUN || flags&unix.IFF_NO_PI == 0 {
-		unix.Close(fd)
-		return nil, fmt.Errorf("tun: fd %d (%s) is not a TUN in IFF_TUN|IFF_NO_PI mode (flags %#x)", fd, ifr.Name(), flags)
+		return "", false, fmt.Errorf("tun: fd %d (%s) is not a TUN in IFF_TUN|IFF_NO_PI mode (flags %#x)", fd, ifr.Name(), flags)
 	}
 	vnet := flags&unix.IFF_VNET_HDR != 0
 	if vnet {
 		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, VirtioNetHdrLen); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("tun: TUNSETVNETHDRSZ on fd %d: %w", fd, err)
+			return "", false, fmt.Errorf("tun: TUNSETVNETHDRSZ on fd %d: %w", fd, err)
 		}
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("tun: fd %d: %w", fd, err)
+		return "", false, fmt.Errorf("tun: fd %d: %w", fd, err)
 	}
 	unix.CloseOnExec(fd)
-	return newNative(fd, ifr.Name(), vnet, mtu, opts)
+	return ifr.Name(), vnet, nil
 }
 
 // newNative finishes a device on an attached TUN fd: offloads, MTU, link

@@ -259,57 +259,21 @@ type daemon struct {
 }
 
 // startDaemon takes the UAPI socket (refusing one a live daemon owns),
-// creates the TUN and starts the engine and the UAPI server. A name
-// template (wg%d) creates the TUN first and names the socket after it;
-// WG_TUN_FD / WG_UAPI_FD hand over either instead (openHandedOver).
+// creates the TUN (see openDevice) and starts the engine and the UAPI
+// server.
 func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, error) {
 	noOffload := offloadsOff(os.Getenv)
 	if noOffload {
 		log.Info("offloads off", "reason", envNoOffload)
 	}
 	topts := tun.Options{Offload: !noOffload, Logger: log}
-	var ln *ipc.Listener
-	var t *tun.Native
-	tunFd, haveTun, err := inheritedFd(envTunFd)
+	t, ln, ifname, err := openDevice(name, topts)
 	if err != nil {
 		return nil, err
 	}
-	uapiFd, haveUAPI, err := inheritedFd(envUAPIFd)
-	if err != nil {
-		if haveTun {
-			unix.Close(tunFd)
-		}
-		return nil, err
-	}
-	switch {
-	case haveTun || haveUAPI:
-		if t, ln, name, err = openHandedOver(name, tunFd, haveTun, uapiFd, haveUAPI, topts); err != nil {
-			return nil, err
-		}
+	if ifname != name {
+		name = ifname
 		log = log.With("name", name)
-	case strings.Contains(name, "%"):
-		// A template such as wg%d: the kernel picks the name, and the
-		// socket is named after it (as wireguard-go does), so the TUN
-		// comes first.
-		if t, err = tun.CreateWithOptions(name, defaultMTU, topts); err != nil {
-			return nil, fmt.Errorf("create TUN %s: %w", name, err)
-		}
-		name = t.Name()
-		log = log.With("name", name)
-		if ln, err = ipc.Listen(name); err != nil {
-			t.Close()
-			return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
-		}
-	default:
-		// The socket first: a live daemon of this name refuses us before
-		// we touch its link.
-		if ln, err = ipc.Listen(name); err != nil {
-			return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
-		}
-		if t, err = tun.CreateWithOptions(name, defaultMTU, topts); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("create TUN %s: %w", name, err)
-		}
 	}
 	dev, err := device.New(device.Options{TUN: t, Logger: log, NoUDPOffload: noOffload})
 	if err != nil {
@@ -327,20 +291,43 @@ func startDaemon(ctx context.Context, name string, log *slog.Logger) (*daemon, e
 	return d, nil
 }
 
-// openHandedOver opens the TUN and the UAPI socket when WG_TUN_FD or
-// WG_UAPI_FD hands over either; the other is made as usual. A handed-over
-// TUN's own name wins over the one on the command line, as in
-// wireguard-go. The fds are taken over (closed on error).
-func openHandedOver(name string, tunFd int, haveTun bool, uapiFd int, haveUAPI bool, topts tun.Options) (*tun.Native, *ipc.Listener, string, error) {
-	var t *tun.Native
-	var err error
-	if haveTun {
-		if t, err = tun.FromFd(tunFd, defaultMTU, topts); err != nil {
-			if haveUAPI {
-				unix.Close(uapiFd)
-			}
-			return nil, nil, "", fmt.Errorf("%s: %w", envTunFd, err)
+// openDevice opens the daemon's TUN and UAPI socket and returns them with
+// the interface's real name. Usually the socket comes first, so that a
+// live daemon of this name refuses us before we touch its link. The TUN
+// comes first when it names the socket: a template such as wg%d (the
+// kernel picks the number) or a TUN handed over in WG_TUN_FD (its own name
+// wins over the command line's, as in wireguard-go). WG_UAPI_FD hands over
+// the socket. Inherited fds are taken over (closed on error).
+func openDevice(name string, topts tun.Options) (*tun.Native, *ipc.Listener, string, error) {
+	tunFd, haveTun, err := inheritedFd(envTunFd)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	uapiFd, haveUAPI, err := inheritedFd(envUAPIFd)
+	if err != nil {
+		if haveTun {
+			unix.Close(tunFd)
 		}
+		return nil, nil, "", err
+	}
+	var t *tun.Native
+	switch {
+	case haveTun:
+		if t, err = tun.FromFd(tunFd, defaultMTU, topts); err != nil {
+			err = fmt.Errorf("%s: %w", envTunFd, err)
+		}
+	case strings.Contains(name, "%"):
+		if t, err = tun.CreateWithOptions(name, defaultMTU, topts); err != nil {
+			err = fmt.Errorf("create TUN %s: %w", name, err)
+		}
+	}
+	if err != nil {
+		if haveUAPI {
+			unix.Close(uapiFd)
+		}
+		return nil, nil, "", err
+	}
+	if t != nil {
 		name = t.Name()
 	}
 	var ln *ipc.Listener
