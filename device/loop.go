@@ -69,6 +69,9 @@ type loop struct {
 	// epPeer/ep cache one peer's endpoint for the batch being built.
 	epPeer *Peer
 	ep     conn.Endpoint
+	// route caches the last allowed-IPs lookup of the batch being read
+	// or checked (lookup.go).
+	lookups lookupCache
 
 	icmpWindow time.Time
 	icmpCount  int

@@ -185,6 +185,7 @@ func (l *loop) flushDecrypted() {
 func (l *loop) checkDecrypted(j *job) {
 	d := l.d
 	now := d.clock.Now()
+	l.lookups.reset()
 	var run receivedRun
 	for i := range j.elems {
 		e := &j.elems[i]
@@ -331,7 +332,7 @@ func (l *loop) innerPacket(p *Peer, pt []byte) ([]byte, bool) {
 		d.counters.badInnerPacket.Add(1)
 		return nil, false
 	}
-	if owner, ok := d.allowedIPs.Lookup(src); !ok || owner != p {
+	if owner, ok := l.lookups.lookup(&d.allowedIPs, src); !ok || owner != p {
 		d.counters.sourceNotAllowed.Add(1)
 		if held, ok := d.logLim.allow("source not allowed", d.clock.Now()); ok {
 			logDrop(d.log, "source not allowed", held, "src", src)

@@ -23,6 +23,7 @@ func (l *loop) readTUN() error {
 	d := l.d
 	now := d.clock.Now()
 	l.epPeer = nil
+	l.lookups.reset()
 	size := l.smallBufSize()
 	bs := min(d.tun.BatchSize(), batchSize)
 	bufs, sizes := l.readBufs[:bs], l.readSizes[:bs]
@@ -89,7 +90,7 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 		l.putBuf(buf)
 		return
 	}
-	p, ok := d.allowedIPs.Lookup(dst)
+	p, ok := l.lookups.lookup(&d.allowedIPs, dst)
 	if !ok {
 		d.counters.noRoute.Add(1)
 		if held, ok := d.logLim.allow("no route", now); ok {
