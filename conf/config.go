@@ -71,6 +71,10 @@ type Peer struct {
 	PublicKey noise.PublicKey
 	// PresharedKey is mixed into the handshake; zero means none.
 	PresharedKey noise.PresharedKey
+	// ZeroPresharedKey says the file gave PresharedKey as the all-zero
+	// key: wg then sends it, which removes an existing peer's preshared
+	// key under addconf.
+	ZeroPresharedKey bool
 	// AllowedIPs are kept as written. wg masks host bits when it applies
 	// them; MaskedAllowedIPs gives that form.
 	AllowedIPs []netip.Prefix

@@ -69,7 +69,7 @@ func writeInterface(b *strings.Builder, ifc *Interface) {
 func writePeer(b *strings.Builder, p *Peer) {
 	b.WriteString("[Peer]\n")
 	writeKey(b, keyPublicKey, p.PublicKey.String())
-	if !p.PresharedKey.IsZero() {
+	if !p.PresharedKey.IsZero() || p.ZeroPresharedKey {
 		writeKey(b, keyPresharedKey, p.PresharedKey.String())
 	}
 	if len(p.AllowedIPs) > 0 {

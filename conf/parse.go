@@ -244,6 +244,7 @@ func (p *parser) peerValue(name, v string) *ParseError {
 		}
 	case keyPresharedKey:
 		peer.PresharedKey, err = parseSecretKey(noise.ParsePresharedKey, v)
+		peer.ZeroPresharedKey = err == nil && peer.PresharedKey.IsZero()
 	case keyAllowedIPs:
 		peer.AllowedIPs, err = appendPrefixes(peer.AllowedIPs, strings.Split(v, ","))
 	case keyEndpoint:

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
+	"strings"
 
 	"github.com/wgdvpn/wgd/conf"
 	"github.com/wgdvpn/wgd/device"
@@ -45,7 +45,7 @@ func runSetconf(e *wgEnv, mode confMode, args []string) int {
 		fmt.Fprintf(e.Stderr, "%v\nConfiguration parsing error\n", err)
 		return 1
 	}
-	if line := quickOnlyLine(c); line != "" {
+	if line := quickOnlyLine(data); line != "" {
 		fmt.Fprintf(e.Stderr, "Line unrecognized: `%s'\nConfiguration parsing error\n", line)
 		return 1
 	}
@@ -69,32 +69,33 @@ func runSetconf(e *wgEnv, mode confMode, args []string) int {
 	return 0
 }
 
-// quickOnlyLine returns, in wg's "Key=value" form, the first key of c that
-// only wg-quick reads, or "" if there is none. wg setconf refuses such files;
-// `wgd strip` removes those keys.
-func quickOnlyLine(c *conf.Config) string {
-	i := &c.Interface
-	switch {
-	case len(i.Addresses) > 0:
-		return "Address=" + i.Addresses[0].String()
-	case len(i.DNS) > 0:
-		return "DNS=" + i.DNS[0].String()
-	case len(i.DNSSearch) > 0:
-		return "DNS=" + i.DNSSearch[0]
-	case i.MTU != 0:
-		return "MTU=" + strconv.Itoa(i.MTU)
-	case i.Table != "":
-		return "Table=" + i.Table
-	case len(i.PreUp) > 0:
-		return "PreUp=" + i.PreUp[0]
-	case len(i.PostUp) > 0:
-		return "PostUp=" + i.PostUp[0]
-	case len(i.PreDown) > 0:
-		return "PreDown=" + i.PreDown[0]
-	case len(i.PostDown) > 0:
-		return "PostDown=" + i.PostDown[0]
-	case i.SaveConfig:
-		return "SaveConfig=true"
+// quickOnlyLine returns the first line of an [Interface] section whose
+// key only wg-quick reads, as wg prints it when setconf refuses the file
+// (from the first '#' on cut, every white space character removed), or ""
+// if there is none. `wgd strip` removes those keys.
+func quickOnlyLine(data []byte) string {
+	inInterface := false
+	for raw := range strings.Lines(string(data)) {
+		if i := strings.IndexByte(raw, '#'); i >= 0 {
+			raw = raw[:i]
+		}
+		line := strings.Map(func(r rune) rune {
+			if strings.ContainsRune(" \t\n\v\f\r", r) {
+				return -1
+			}
+			return r
+		}, raw)
+		switch {
+		case line == "":
+		case line[0] == '[':
+			inInterface = strings.EqualFold(line, "[Interface]")
+		case inInterface:
+			key, _, _ := strings.Cut(line, "=")
+			switch strings.ToLower(key) {
+			case "address", "dns", "mtu", "table", "preup", "postup", "predown", "postdown", "saveconfig":
+				return line
+			}
+		}
 	}
 	return ""
 }
@@ -133,7 +134,7 @@ func confToDevice(e *wgEnv, c *conf.Config, replace bool) (*device.Config, error
 // existing peer's keepalive off.
 func peerToDevice(e *wgEnv, p *conf.Peer) (device.PeerConfig, error) {
 	pc := device.PeerConfig{PublicKey: p.PublicKey, ReplaceAllowedIPs: true}
-	if !p.PresharedKey.IsZero() {
+	if !p.PresharedKey.IsZero() || p.ZeroPresharedKey {
 		psk := p.PresharedKey
 		pc.PresharedKey = &psk
 	}
@@ -143,7 +144,7 @@ func peerToDevice(e *wgEnv, p *conf.Peer) (device.PeerConfig, error) {
 	}
 	if !p.Endpoint.IsZero() {
 		ap, ok := p.Endpoint.AddrPort()
-		if !ok {
+		if !ok || ap.Addr().Zone() != "" { // a zone must name a link (resolveEndpoint checks)
 			var err error
 			if ap, err = resolveEndpoint(e, p.Endpoint.String()); err != nil {
 				return pc, err

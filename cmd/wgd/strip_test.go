@@ -34,6 +34,7 @@ PersistentKeepalive = 25
 
 [Peer]
 PublicKey = TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
+PresharedKey = AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 Endpoint = vpn.example.com:51820
 `
 
@@ -50,6 +51,7 @@ PersistentKeepalive = 25
 
 [Peer]
 PublicKey = TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
+PresharedKey = AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 Endpoint = vpn.example.com:51820
 `
 
@@ -134,5 +136,15 @@ func TestConfigPath(t *testing.T) {
 		if got := configPath(arg, "/etc/wireguard"); got != want {
 			t.Errorf("configPath(%q) = %q, want %q", arg, got, want)
 		}
+	}
+}
+
+// TestSaveMissingFile: save of a name with neither a file nor an interface
+// says the file is missing, as wg-quick (which reads the file first) does.
+func TestSaveMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nu9zz.conf")
+	err := runSave(quickTarget{iface: "nu9zz", path: path, named: true}, quickIO{})
+	if want := "`" + path + "' does not exist"; err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
 	}
 }

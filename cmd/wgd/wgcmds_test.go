@@ -462,11 +462,26 @@ func TestE2ESetMatchesWg(t *testing.T) {
 	os.WriteFile(conf, []byte("[Interface]\nPrivateKey = "+testKey(t, 7).String()+"\nListenPort = 1234\n\n[Peer]\nPublicKey = "+
 		peer+"\nAllowedIPs = 198.18.5.0/24, fd00::5/128\nEndpoint = [fd00::9]:99\n\n[Peer]\nPublicKey = "+
 		testKey(t, 8).PublicKey().String()+"\nPersistentKeepalive = 7\nPresharedKey = "+testKey(t, 6).String()+"\n"), 0o600)
+	// Files that differ in one way each: an all-zero preshared key (wg
+	// sends it, so addconf removes the peer's key), a zone on an address
+	// that is not link-local (refused), and wg-quick's keys (refused with
+	// the first such line as wg prints it).
+	file := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(body), 0o600)
+		return path
+	}
+	zeroPSK := file("zpsk.conf", "[Peer]\nPublicKey = "+peer+"\nPresharedKey = "+strings.Repeat("A", 43)+"=\n")
+	zoned := file("zone.conf", "[Peer]\nPublicKey = "+peer+"\nEndpoint = [fd00::1%lo]:51820\n")
+	quick := file("quick.conf", "[ interface ]\nListenPort = 1\nPostUp = echo a  b # c\nAddress = 198.19.0.1/24, fd00:9::1/64\n")
+	quick2 := file("quick2.conf", "[Interface]\nMTU=1400\nAddress = 198.19.0.1/24, fd00:9::1/64\n")
 	cases := [][]string{
 		{"set", name, "listen-port", "51000", "fwmark", "off", "private-key", keyFile, "peer", peer, "preshared-key", "/dev/null",
 			"endpoint", "198.18.0.9:7", "persistent-keepalive", "25", "allowed-ips", "198.18.3.0/24,fd00::/8", "peer", peer, "remove"},
 		{"set", name, "peer", peer, "allowed-ips", ""},
 		{"setconf", name, conf}, {"addconf", name, conf}, {"syncconf", name, conf},
+		{"addconf", name, zeroPSK}, {"setconf", name, zeroPSK},
+		{"addconf", name, zoned}, {"setconf", name, quick}, {"setconf", name, quick2},
 	}
 	for _, args := range cases {
 		_, werr, wrc := runWg(t, nil, args...)
@@ -479,6 +494,12 @@ func TestE2ESetMatchesWg(t *testing.T) {
 			rc = runSet(e, args[1:])
 		default:
 			rc = runSetconf(e, map[string]confMode{"setconf": modeSet, "addconf": modeAdd, "syncconf": modeSync}[args[0]], args[1:])
+		}
+		if wrc != 0 || wset == "" {
+			if rc != wrc || errb.String() != werr || len(fb.sets) != 0 || wset != "" {
+				t.Errorf("%q: wg rc %d %q, wgd rc %d %q (%d sets)", args, wrc, werr, rc, errb, len(fb.sets))
+			}
+			continue
 		}
 		if rc != wrc || errb.String() != werr || len(fb.sets) != 1 {
 			t.Errorf("%q: wg rc %d %q, wgd rc %d %q", args, wrc, werr, rc, errb)
