@@ -11,6 +11,7 @@ import (
 	"os/exec"
 
 	"github.com/spf13/cobra"
+	"github.com/wgdvpn/wgd/tun/netcfg"
 )
 
 func main() {
@@ -39,6 +40,9 @@ func exitCode(err error) int {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() > 0 {
 		return ee.ExitCode()
+	}
+	if errors.Is(err, netcfg.ErrNoDNSManager) {
+		return 127 // wg-quick's shell on a missing resolvconf: command not found
 	}
 	return 1
 }

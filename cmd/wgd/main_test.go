@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wgdvpn/wgd/tun/netcfg"
 )
 
 // wgdBin is the wgd binary built once for every test of this package that
@@ -104,5 +107,17 @@ func TestOffloadsOff(t *testing.T) {
 		}); got != want {
 			t.Errorf("WGD_NO_OFFLOAD=%q: off = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// TestExitCodeMissingDNSTool: with DNS set and neither resolvconf nor
+// resolvectl installed, wg-quick's shell fails with "command not found",
+// 127; up exits with the same.
+func TestExitCodeMissingDNSTool(t *testing.T) {
+	if got := exitCode(fmt.Errorf("set DNS for wg0: %w", netcfg.ErrNoDNSManager)); got != 127 {
+		t.Fatalf("exit code %d, want 127", got)
+	}
+	if got := exitCode(errors.New("other")); got != 1 {
+		t.Fatalf("exit code %d, want 1", got)
 	}
 }

@@ -405,6 +405,10 @@ func isWireGuard(iface string) bool {
 // its config file (wg-quick save).
 func runSave(t quickTarget, q quickIO) error {
 	if !isWireGuard(t.iface) {
+		if _, err := os.Stat(t.path); err != nil {
+			// wg-quick reads the file first, so a typo says this.
+			return fmt.Errorf("`%s' does not exist", t.path)
+		}
 		return fmt.Errorf("`%s' is not a WireGuard interface", t.iface)
 	}
 	path := t.path

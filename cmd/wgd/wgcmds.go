@@ -162,22 +162,28 @@ func addWgCommands(root *cobra.Command) {
 		use, short string
 		run        func(*wgEnv, []string) int
 	}
+	// use is wg's usage line for the command (as `help` shows it).
+	usage := func(format string) string {
+		return strings.TrimSuffix(strings.TrimPrefix(format, "Usage: %s "), "\n")
+	}
+	const confArgs = " <interface> <configuration filename>"
 	subs := []sub{
-		{"show", "Show the current configuration and device information (wg show)", runShow},
-		{"showconf", "Show the current configuration of an interface in config file form (wg showconf)", runShowconf},
-		{"set", "Change the current configuration, add peers, remove peers, or change peers (wg set)", runSet},
-		{"setconf", "Apply a configuration file to an interface, replacing it (wg setconf)", runSetconfMode(modeSet)},
-		{"addconf", "Append a configuration file to an interface (wg addconf)", runSetconfMode(modeAdd)},
-		{"syncconf", "Synchronize an interface with a configuration file, disturbing nothing else (wg syncconf)", runSetconfMode(modeSync)},
+		{usage(showUsage) + "\n  wgd show --json [<interface> | all]", "Show the current configuration and device information (wg show)", runShow},
+		{"showconf <interface>", "Show the current configuration of an interface in config file form (wg showconf)", runShowconf},
+		{usage(setUsage), "Change the current configuration, add peers, remove peers, or change peers (wg set)", runSet},
+		{"setconf" + confArgs, "Apply a configuration file to an interface, replacing it (wg setconf)", runSetconfMode(modeSet)},
+		{"addconf" + confArgs, "Append a configuration file to an interface (wg addconf)", runSetconfMode(modeAdd)},
+		{"syncconf" + confArgs, "Synchronize an interface with a configuration file, disturbing nothing else (wg syncconf)", runSetconfMode(modeSync)},
 	}
 	for _, s := range subs {
 		run := s.run
 		root.AddCommand(&cobra.Command{
-			Use:                s.use,
-			Short:              s.short,
-			DisableFlagParsing: true,
-			SilenceUsage:       true,
-			SilenceErrors:      true,
+			Use:                   s.use,
+			Short:                 s.short,
+			DisableFlagsInUseLine: true,
+			DisableFlagParsing:    true,
+			SilenceUsage:          true,
+			SilenceErrors:         true,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runWgCommand(cmd, run, args)
 			},

@@ -17,8 +17,14 @@ type command struct {
 }
 
 // String is the "[#]" form of the command: argv joined by spaces, as
-// wg-quick's cmd() echoes "$*".
-func (c command) String() string { return strings.Join(c.argv, " ") }
+// wg-quick's cmd() echoes "$*", with the program's name as wg-quick writes
+// it (nft, not the /usr/sbin/nft found on the PATH).
+func (c command) String() string {
+	if len(c.argv) == 0 {
+		return ""
+	}
+	return strings.Join(append([]string{filepath.Base(c.argv[0])}, c.argv[1:]...), " ")
+}
 
 // run executes c with output passed through; the error carries the exit
 // status.

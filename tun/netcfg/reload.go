@@ -23,7 +23,7 @@ func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) erro
 	}
 	newTable, err := ParseTable(new.Table, r.rtTables())
 	if err != nil {
-		return stepErr("parse table", err)
+		return r.tableErr(err)
 	}
 	link, err := r.handle().LinkByName(new.Interface)
 	if err != nil {

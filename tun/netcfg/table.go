@@ -66,7 +66,7 @@ func ParseTable(s string, files []string) (Table, error) {
 			return Table{Mode: TableFixed, ID: id, Name: s}, nil
 		}
 	}
-	return Table{}, fmt.Errorf("%w: %q", ErrBadTable, s)
+	return Table{}, fmt.Errorf("%w %q (not auto, off, a table number or a name in rt_tables)", ErrBadTable, s)
 }
 
 // parseTableID accepts what iproute2's get_u32 accepts: decimal, 0x hex or
@@ -108,4 +108,13 @@ func lookupTable(r io.Reader, name string) (int, bool) {
 		return int(v), true
 	}
 	return 0, false
+}
+
+// tableErr names the file and key of a Table setting that ParseTable
+// refused: it is found before anything changes, like the parser's errors.
+func (r *Runner) tableErr(err error) error {
+	if r.ConfigFile == "" {
+		return stepErr("parse table", err)
+	}
+	return fmt.Errorf("%s: Table: %w", r.ConfigFile, err)
 }

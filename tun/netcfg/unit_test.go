@@ -1,6 +1,8 @@
 package netcfg
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -56,6 +58,21 @@ func TestParseTable(t *testing.T) {
 		if (err != nil) != c.err || got != c.want {
 			t.Errorf("ParseTable(%q) = %+v, %v; want %+v, err=%v", c.in, got, err, c.want, c.err)
 		}
+	}
+}
+
+// TestUpNamesBadTable: a Table that is no table stops up before anything
+// changes, with the file and key in the message.
+func TestUpNamesBadTable(t *testing.T) {
+	r := &Runner{ConfigFile: "/etc/wireguard/wg0.conf", RTTables: []string{filepath.Join(t.TempDir(), "missing")}}
+	created := false
+	_, err := r.Up(context.Background(), Settings{Interface: "wg0", Table: "nosuch"}, Device{Create: func(context.Context) error {
+		created = true
+		return nil
+	}})
+	want := `/etc/wireguard/wg0.conf: Table: unknown routing table "nosuch" (not auto, off, a table number or a name in rt_tables)`
+	if err == nil || err.Error() != want || !errors.Is(err, ErrBadTable) || created {
+		t.Fatalf("err = %v (created %v), want %s", err, created, want)
 	}
 }
 
@@ -183,4 +200,14 @@ func FuzzIptablesDeleteScript(f *testing.F) {
 			t.Fatalf("a script without a rule: %q", script)
 		}
 	})
+}
+
+func TestCommandStringNamesProgram(t *testing.T) {
+	c := command{argv: []string{"/usr/sbin/nft", "-f", "-"}}
+	if got := c.String(); got != "nft -f -" {
+		t.Fatalf("[#] line %q, want %q", got, "nft -f -")
+	}
+	if got := (command{}).String(); got != "" {
+		t.Fatalf("empty command prints %q", got)
+	}
 }

@@ -14,7 +14,7 @@ import (
 func (r *Runner) Up(ctx context.Context, s Settings, dev Device) (*Undo, error) {
 	table, err := ParseTable(s.Table, r.rtTables())
 	if err != nil {
-		return nil, stepErr("parse table", err)
+		return nil, r.tableErr(err)
 	}
 	for _, a := range s.Addresses {
 		if a.Addr().Is4In6() {
