@@ -220,7 +220,7 @@ func (d *Device) applyPeerLocked(pc *PeerConfig, created bool) *Peer {
 		p.hs.SetPresharedKey(p.psk)
 	}
 	if pc.Endpoint != nil {
-		p.endpoint = conn.Endpoint{Dst: *pc.Endpoint}
+		p.endpoint = conn.Endpoint{Dst: *pc.Endpoint, Ifindex: endpointScope(*pc.Endpoint)}
 	}
 	if pc.PersistentKeepalive != nil {
 		keepaliveOn = p.keepaliveInterval == 0 && *pc.PersistentKeepalive > 0
@@ -280,9 +280,10 @@ func (p *Peer) fillInfo(pi *PeerInfo) {
 	p.mu.Lock()
 	pi.PublicKey = p.public
 	pi.PresharedKey = p.psk
-	pi.Endpoint = p.endpoint.Dst
+	ep := p.endpoint
 	pi.PersistentKeepalive = p.keepaliveInterval
 	p.mu.Unlock()
+	pi.Endpoint = endpointWithZone(ep.Dst, ep.Ifindex)
 	pi.ProtocolVersion = 1
 	pi.LastHandshake = time.Time{}
 	if ns := p.lastHandshake.Load(); ns != 0 {

@@ -1,7 +1,6 @@
 package device
 
 import (
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,8 +74,7 @@ func (p *Peer) endpointCopy() conn.Endpoint {
 // kernel choose (called after a retransmit or a failed send).
 func (p *Peer) clearSource() {
 	p.mu.Lock()
-	p.endpoint.Src = netip.Addr{}
-	p.endpoint.Ifindex = 0
+	p.endpoint.ClearSource()
 	p.mu.Unlock()
 }
 

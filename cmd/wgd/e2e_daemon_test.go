@@ -481,3 +481,47 @@ func TestE2EDaemonLogsToStdout(t *testing.T) {
 		t.Fatalf("log on stderr too:\n%s", readErr())
 	}
 }
+
+// TestE2ELinkLocalEndpoint: a peer whose endpoint is a link-local address
+// with a zone ([fe80::b%veth0]) is reached on that link, also when other
+// links carry fe80::/64 too (here a decoy veth whose route comes first),
+// and wg shows the zone, also once the peer's packets have set the
+// endpoint. The zone used to be dropped on the way to the socket, so the
+// kernel picked the first fe80::/64 route and the handshake never arrived.
+func TestE2ELinkLocalEndpoint(t *testing.T) {
+	needRoot(t)
+	a, b := newNetns(t, "lla"), newNetns(t, "llb")
+	run(t, "ip", "-n", a, "link", "add", "decoy0", "type", "veth", "peer", "name", "decoy1")
+	run(t, "ip", "-n", a, "addr", "add", "fe80::99/64", "dev", "decoy0", "nodad")
+	run(t, "ip", "link", "add", "veth0", "netns", a, "type", "veth", "peer", "name", "veth0", "netns", b)
+	for _, l := range []struct{ ns, dev, addr string }{{a, "decoy0", ""}, {a, "decoy1", ""}, {a, "veth0", "fe80::a/64"}, {b, "veth0", "fe80::b/64"}} {
+		if l.addr != "" {
+			run(t, "ip", "-n", l.ns, "addr", "add", l.addr, "dev", l.dev, "nodad")
+		}
+		run(t, "ip", "-n", l.ns, "link", "set", l.dev, "up")
+	}
+	dir := t.TempDir()
+	keys := writeKeys(t, dir)
+	devs := map[string]string{"a": fmt.Sprintf("wgdlla%d", os.Getpid()%10000), "b": fmt.Sprintf("wgdllb%d", os.Getpid()%10000)}
+	for i, side := range []struct{ ns, name, other string }{{a, "a", "b"}, {b, "b", "a"}} {
+		dev := devs[side.name]
+		run(t, "ip", "netns", "exec", side.ns, wgdBin, dev)
+		ns := side.ns
+		t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", dev).Run() })
+		args := []string{"ip", "netns", "exec", side.ns, "wg", "set", dev, "private-key", dir + "/" + side.name + ".key",
+			"listen-port", "51820", "peer", keys[side.other], "allowed-ips", fmt.Sprintf("198.19.0.%d/32", 2-i)}
+		if side.name == "a" {
+			args = append(args, "endpoint", "[fe80::b%veth0]:51820")
+		}
+		run(t, args...)
+		run(t, "ip", "-n", side.ns, "addr", "add", fmt.Sprintf("198.19.0.%d/24", i+1), "dev", dev)
+		run(t, "ip", "-n", side.ns, "link", "set", dev, "up")
+	}
+	run(t, "ip", "netns", "exec", a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.19.0.2")
+	if got := run(t, "ip", "netns", "exec", a, "wg", "show", devs["a"], "endpoints"); !strings.Contains(got, "[fe80::b%veth0]:51820") {
+		t.Errorf("a's endpoint: %s", got)
+	}
+	if got := run(t, "ip", "netns", "exec", b, "wg", "show", devs["b"], "endpoints"); !strings.Contains(got, "[fe80::a%veth0]:") {
+		t.Errorf("b's endpoint (learnt from a's packets): %s", got)
+	}
+}

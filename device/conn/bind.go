@@ -3,7 +3,6 @@ package conn
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"golang.org/x/sys/unix"
 )
@@ -227,7 +226,7 @@ func (b *Bind) Send(buf []byte, ep *Endpoint) error {
 		case errno == unix.EAGAIN:
 			return ErrWouldBlock
 		case ep.Src.IsValid() && sourceGone(errno):
-			ep.Src, ep.Ifindex = netip.Addr{}, 0
+			ep.ClearSource()
 		default:
 			return fmt.Errorf("conn: sendmsg to %v: %w", ep.Dst, errno)
 		}

@@ -21,9 +21,19 @@ const MaxBatch = 128
 // The zero value means "unknown". It is a comparable value and holds no
 // pointers, so copying it is free.
 type Endpoint struct {
-	Dst     netip.AddrPort // the peer; IPv4 always unmapped (Is4), never zoned
+	Dst     netip.AddrPort // the peer; IPv4 always unmapped (Is4); zoned only as configured (Ifindex is the scope)
 	Src     netip.Addr     // our local address to send from; invalid = kernel chooses
 	Ifindex int32          // interface the last packet came in on; v6 pktinfo and link-local scope
+}
+
+// ClearSource forgets the local address, so that the kernel chooses one.
+// The interface stays for a link-local peer: it is the destination's
+// scope, without which the kernel cannot tell which link the address is on.
+func (e *Endpoint) ClearSource() {
+	e.Src = netip.Addr{}
+	if !e.Dst.Addr().IsLinkLocalUnicast() {
+		e.Ifindex = 0
+	}
 }
 
 // Message is one datagram of a batch. The buffer belongs to the caller; the
