@@ -816,3 +816,53 @@ func TestE2EQuickSaveConfig(t *testing.T) {
 		"Endpoint = 198.18.0.77:51820", "Address = 198.19.0.1/24", "SaveConfig = true", "PublicKey = "+s.b.pub)
 	assertGone(t, s.a.ns, s.a.iface)
 }
+
+// TestE2EQuickReloadFullTunnel: reloading a full tunnel whose file gives no
+// FwMark keeps the mark up chose (the table its policy rules exempt). It
+// used to be turned off by the syncconf step, so the tunnel's own datagrams
+// to an endpoint behind the default gateway were routed back into the
+// tunnel (a loop at 100% CPU) and later reloads stacked a second table's
+// rules that down left behind. A reload to a split tunnel clears the mark
+// with the rules.
+func TestE2EQuickReloadFullTunnel(t *testing.T) {
+	s := newQuickSetup(t)
+	// a reaches b's endpoint only through its default route, which the
+	// full tunnel's suppress_prefixlength rule hides from unmarked packets.
+	ipIn(t, s.b.ns, "addr", "add", "198.18.100.2/32", "dev", "lo")
+	ipIn(t, s.a.ns, "route", "add", "default", "via", "198.18.0.2")
+	pb := s.conf(t, s.b, "Address = 198.19.0.2/24", "AllowedIPs = 198.19.0.1/32")
+	mustWgd(t, s.b.ns, "up", pb)
+	full := func(addrs, allowed string) string {
+		return writeQuickConf(t, s.dir, s.a.iface, fmt.Sprintf("[Interface]\nPrivateKey = %s\nAddress = %s\n\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.100.2:51820\nAllowedIPs = %s\n",
+			s.a.priv, addrs, s.b.pub, allowed))
+	}
+	pa := full("198.19.0.1/24", "0.0.0.0/0")
+	mustWgd(t, s.a.ns, "up", pa)
+	ping(t, s.a.ns, "198.19.0.2")
+	mark := strings.TrimSpace(run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "fwmark"))
+	if mark == "off" {
+		t.Fatal("full tunnel up without a fwmark")
+	}
+	rules := ipIn(t, s.a.ns, "-4", "rule")
+	for _, edit := range []string{"198.19.0.1/24, 198.19.7.1/32", "198.19.0.1/24"} {
+		full(edit, "0.0.0.0/0")
+		mustWgd(t, s.a.ns, "reload", s.a.iface)
+		if got := strings.TrimSpace(run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "fwmark")); got != mark {
+			t.Fatalf("after reload (Address = %s) the fwmark is %s, was %s", edit, got, mark)
+		}
+		if got := ipIn(t, s.a.ns, "-4", "rule"); got != rules {
+			t.Errorf("after reload (Address = %s) the rules are\n%swere\n%s", edit, got, rules)
+		}
+		run(t, "ip", "netns", "exec", s.a.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
+	}
+	full("198.19.0.1/24", "198.19.0.0/24")
+	mustWgd(t, s.a.ns, "reload", s.a.iface)
+	if got := strings.TrimSpace(run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "fwmark")); got != "off" {
+		t.Errorf("split tunnel after reload keeps fwmark %s", got)
+	}
+	lacks(t, "rules of a split tunnel", ipIn(t, s.a.ns, "-4", "rule"), "suppress_prefixlength", "lookup "+mark)
+	run(t, "ip", "netns", "exec", s.a.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
+	mustWgd(t, s.a.ns, "down", s.a.iface)
+	mustWgd(t, s.b.ns, "down", pb)
+	assertGone(t, s.a.ns, s.a.iface)
+}

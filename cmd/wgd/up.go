@@ -462,6 +462,15 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 		return fmt.Errorf("reload %s: %w", iface, err)
 	}
 	syncDiff(cfg, current)
+	fileMark := c.Interface.FwMark != 0 || c.Interface.ZeroFwMark
+	if !fileMark {
+		// A file without FwMark leaves the mark to up, which makes it a
+		// full tunnel's routing table (as wg-quick does): the policy
+		// rules send everything without that mark into the tunnel.
+		// Turned off here, as syncconf would, the tunnel's own
+		// datagrams would loop back into it.
+		cfg.FwMark = nil
+	}
 	fmt.Fprintf(q.stderr, "[#] wg syncconf %s /dev/fd/63\n", iface)
 	if err := e.Backend.Set(iface, cfg); err != nil {
 		return fmt.Errorf("reload %s: %w", iface, err)
@@ -469,6 +478,17 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 	next := &quickState{ConfigPath: t.path, Settings: settingsFor(iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
 	if err := q.runner(t.path).Reload(ctx, st.Settings, next.Settings, quickDevice(iface, q, func() *daemon { return nil })); err != nil {
 		return fmt.Errorf("reload %s: %w", iface, err)
+	}
+	if !fileMark && netcfg.FullTunnel(st.Settings) && !netcfg.FullTunnel(next.Settings) {
+		// No longer a full tunnel: the mark up set goes with its rules,
+		// as a fresh up would leave none.
+		if info, _, err := e.Backend.Get(iface); err == nil && info.FwMark != 0 {
+			fmt.Fprintf(q.stderr, "[#] wg set %s fwmark 0\n", iface)
+			zero := uint32(0)
+			if err := e.Backend.Set(iface, &device.Config{FwMark: &zero}); err != nil {
+				return fmt.Errorf("reload %s: %w", iface, err)
+			}
+		}
 	}
 	return writeState(iface, next)
 }

@@ -201,3 +201,19 @@ func stepErr(step string, err error) error {
 	}
 	return &StepError{Step: step, Err: err}
 }
+
+// FullTunnel reports whether Up routes a default route of s through
+// wg-quick's policy rules (Table auto and an AllowedIPs prefix of length
+// 0). Then the device's fwmark, set by Up when the config gives none, is the
+// routing table those rules exempt.
+func FullTunnel(s Settings) bool {
+	if s.Table != "" && s.Table != "auto" {
+		return false
+	}
+	for _, p := range s.AllowedIPs {
+		if p.Bits() == 0 {
+			return true
+		}
+	}
+	return false
+}
