@@ -25,6 +25,7 @@ type Counters struct {
 	sourceNotAllowed atomic.Uint64
 	badInnerPacket   atomic.Uint64
 	noRoute          atomic.Uint64
+	routingLoop      atomic.Uint64
 	noKey            atomic.Uint64
 	stagingOverflow  atomic.Uint64
 	handshakeBacklog atomic.Uint64
@@ -50,6 +51,7 @@ type CountersSnapshot struct {
 	SourceNotAllowed  uint64 `json:"source_not_allowed"`
 	BadInnerPacket    uint64 `json:"bad_inner_packet"`
 	NoRoute           uint64 `json:"no_route"`
+	RoutingLoop       uint64 `json:"routing_loop"`
 	NoKey             uint64 `json:"no_key"`
 	StagingOverflow   uint64 `json:"staging_overflow"`
 	HandshakeBacklog  uint64 `json:"handshake_backlog_full"`
@@ -74,6 +76,7 @@ func (c *Counters) snapshot() CountersSnapshot {
 		SourceNotAllowed:  c.sourceNotAllowed.Load(),
 		BadInnerPacket:    c.badInnerPacket.Load(),
 		NoRoute:           c.noRoute.Load(),
+		RoutingLoop:       c.routingLoop.Load(),
 		NoKey:             c.noKey.Load(),
 		StagingOverflow:   c.stagingOverflow.Load(),
 		HandshakeBacklog:  c.handshakeBacklog.Load(),

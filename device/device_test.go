@@ -537,3 +537,36 @@ func TestStagedThenEndpointSet(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutingLoopDropped: when the host routes the peer's endpoint into the
+// tunnel, the device reads its own datagrams back from the TUN; it drops
+// them (counted, warned) instead of sealing them again, round after round.
+// A datagram to the same endpoint from another port is still sent.
+func TestRoutingLoopDropped(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	lo := []AllowedIPChange{{Prefix: netip.PrefixFrom(lo4, 32)}}
+	if err := a.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: b.pub, AllowedIPs: lo}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: a.pub, AllowedIPs: lo}}}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("session up")))
+	own := udp4(lo4, lo4, []byte("our own datagram, back from the TUN"))
+	binary.BigEndian.PutUint16(own[20:], a.dev.Port())
+	binary.BigEndian.PutUint16(own[22:], b.dev.Port())
+	a.write(t, own)
+	waitFor(t, "the loop drop", func() bool { return a.dev.Counters().RoutingLoop == 1 })
+	other := udp4(lo4, lo4, []byte("another program's datagram"))
+	binary.BigEndian.PutUint16(other[22:], b.dev.Port())
+	a.write(t, other)
+	if got := b.read(t, 2*time.Second); string(got[28:]) != "another program's datagram" {
+		t.Fatalf("b got %q, want the other program's datagram (and not our own)", got[28:])
+	}
+	if n := a.dev.Counters().RoutingLoop; n != 1 {
+		t.Errorf("routing loop drops = %d, want 1", n)
+	}
+}

@@ -19,6 +19,7 @@ import (
 const (
 	ipv4HeaderLen = 20
 	ipv6HeaderLen = 40
+	ipProtoUDP    = 17
 )
 
 // readUDP reads one batch from a UDP socket. A datagram the kernel

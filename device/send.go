@@ -1,7 +1,9 @@
 package device
 
 import (
+	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -97,6 +99,16 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 			logDrop(d.log, "no route", held, "dst", dst)
 		}
 		l.unreachable(pkt, now)
+		l.putBuf(buf)
+		return
+	}
+	if l.ownDatagram(p, pkt, dst) {
+		// The host routes p's endpoint into this tunnel: sealing our
+		// own datagram again would send it round and round.
+		d.counters.routingLoop.Add(1)
+		if held, ok := d.logLim.allow("routing loop", now); ok {
+			logLoop(d.log, p, l.endpointOf(p).Dst, held)
+		}
 		l.putBuf(buf)
 		return
 	}
@@ -359,6 +371,46 @@ func (l *loop) afterSend(j *job, n int) {
 		i = k
 	}
 	j.pos += n
+}
+
+// ownDatagram reports whether pkt, read from the TUN and routed to p, is
+// a datagram of this device's UDP socket to p's endpoint: its source port
+// is our listening port and it goes to the endpoint's address and port.
+// No other program can send from that port, so it only happens when the
+// route to the endpoint leads into the tunnel itself. A later IPv4
+// fragment carries no UDP header and is not recognised; its first
+// fragment is, so the datagram cannot be reassembled at the peer.
+func (l *loop) ownDatagram(p *Peer, pkt []byte, dst netip.Addr) bool {
+	var l4 []byte
+	switch {
+	case dst.Is4():
+		ihl := int(pkt[0]&0x0f) * 4
+		if pkt[9] != ipProtoUDP || ihl < ipv4HeaderLen || len(pkt) < ihl+8 || binary.BigEndian.Uint16(pkt[6:])&0x1fff != 0 {
+			return false
+		}
+		l4 = pkt[ihl:]
+	default:
+		if pkt[6] != ipProtoUDP || len(pkt) < ipv6HeaderLen+8 {
+			return false
+		}
+		l4 = pkt[ipv6HeaderLen:]
+	}
+	if l.bind == nil || binary.BigEndian.Uint16(l4) != l.bind.Port() {
+		return false
+	}
+	ep := l.endpointOf(p).Dst
+	return binary.BigEndian.Uint16(l4[2:]) == ep.Port() && dst == ep.Addr().WithZone("")
+}
+
+// logLoop warns about a routing loop (at most once per interval: see
+// logLimiter); unlike other drops it is a configuration error the admin
+// must fix, so it is not a debug line.
+func logLoop(log *slog.Logger, p *Peer, ep netip.AddrPort, held uint64) {
+	args := []any{"peer", p.short(), "endpoint", ep}
+	if held > 0 {
+		args = append(args, "suppressed", held)
+	}
+	log.Warn("routing loop: a datagram to the peer's endpoint was routed back into the tunnel; route the endpoint outside it (dropped)", args...)
 }
 
 // destination returns the destination address of an IPv4 or IPv6 packet.
