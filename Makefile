@@ -13,7 +13,7 @@ WIREGUARD_GO := $(GOBIN)/wireguard
 DEBIAN_PACKAGES := iproute2 wireguard-tools iperf3 iputils-ping procps nftables iptables
 FUZZTIME ?= 3s
 
-.PHONY: all build deps tools test lint unit fuzz demo bench clean install uninstall
+.PHONY: all build deps tools test lint unit fuzz demo bench soak clean install uninstall
 
 all: build
 
@@ -69,6 +69,12 @@ demo: deps build
 
 bench: deps build
 	./scripts/bench.sh
+
+# soak runs wgd against wireguard-go for minutes of wall-clock time:
+# keepalive, rekey, session expiry, leaks (SOAK_ARGS="--minutes 9" etc.).
+soak: deps tools build
+	@./scripts/deps.sh jq python3
+	./scripts/soak.sh --wgd bin/wgd --wireguard-go $(WIREGUARD_GO) $(SOAK_ARGS)
 
 clean:
 	rm -rf bin
