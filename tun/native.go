@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +67,21 @@ func CreateWithOptions(name string, mtu int, opts Options) (*Native, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	noLinkLocal(ifr.Name())
 	return newNative(fd, ifr.Name(), vnet, mtu, opts)
+}
+
+// noLinkLocal turns IPv6 address autoconfiguration off on the new link,
+// as a kernel WireGuard interface has none: without it the kernel gives
+// the TUN a random fe80:: address when it comes up, sends router
+// solicitations into the tunnel (which no peer's allowed IPs route) and
+// wg-quick save writes the address into the file. Addresses in the config
+// (Address = fe80::1/64, as a routing daemon over the tunnel wants) are
+// still added. Best effort: without IPv6 there is nothing to turn off.
+func noLinkLocal(name string) {
+	if link, err := netlink.LinkByName(name); err == nil {
+		_ = netlink.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE)
+	}
 }
 
 // FromFd takes over fd, a TUN another process attached (wireguard-go's

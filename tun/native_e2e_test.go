@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,12 +28,14 @@ func testNetns(t *testing.T, tag string) string {
 	return name
 }
 
-func ipIn(t *testing.T, ns string, args ...string) {
+func ipIn(t *testing.T, ns string, args ...string) string {
 	t.Helper()
 	full := append([]string{"-n", ns}, args...)
-	if out, err := exec.Command("ip", full...).CombinedOutput(); err != nil {
+	out, err := exec.Command("ip", full...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("ip %v: %v: %s", full, err, out)
 	}
+	return string(out)
 }
 
 // enterNetns locks the calling goroutine's thread into ns until cleanup.
@@ -164,6 +167,14 @@ func TestE2ENativeTUN(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, dev.Events(), Event{Kind: EventUp})
+	// As a kernel WireGuard link, the TUN gets no IPv6 link-local address
+	// of its own when it comes up (addrgenmode none).
+	if out := ipIn(t, ns, "-d", "link", "show", name); !strings.Contains(out, "addrgenmode none") {
+		t.Errorf("IPv6 address generation is on:\n%s", out)
+	}
+	if out := ipIn(t, ns, "-6", "addr", "show", "dev", name); strings.Contains(out, "fe80") {
+		t.Errorf("the TUN got a link-local address:\n%s", out)
+	}
 
 	// Outbound: a UDP datagram routed into the TUN comes out as raw IPv4.
 	sock, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
