@@ -176,7 +176,7 @@ func (d *Device) setStatic(priv noise.PrivateKey) {
 		// A handshake under the old identity can never complete: the next
 		// packet starts one under the new identity at once, not up to
 		// REKEY_TIMEOUT after the last attempt.
-		p.lastInitiation = time.Time{}
+		p.lastSentHandshake = time.Time{}
 		p.mu.Unlock()
 	}
 }

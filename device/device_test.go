@@ -570,3 +570,39 @@ func TestRoutingLoopDropped(t *testing.T) {
 		t.Errorf("routing loop drops = %d, want 1", n)
 	}
 }
+
+// TestNoInitiationRightAfterResponding: having just answered the peer's
+// initiation, the device sends no initiation of its own for REKEY_TIMEOUT,
+// as the kernel (last_sent_handshake) and wireguard-go do; one sent then
+// would replace the handshake in flight, and when both sides do it their
+// responses cross and are refused (seen on a lossy link: recoveries of
+// 5-10 s instead of 0.4 s).
+func TestNoInitiationRightAfterResponding(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	b.dev.peersMu.RLock()
+	pa := b.dev.peers[a.pub]
+	b.dev.peersMu.RUnlock()
+	a.dev.peersMu.RLock()
+	pb := a.dev.peers[b.pub]
+	a.dev.peersMu.RUnlock()
+	a.dev.sendInitiation(pb, false)
+	waitFor(t, "b to answer a's initiation", func() bool { return pa.next.Load() != nil || pa.current.Load() != nil })
+	b.dev.sendInitiation(pa, false)
+	pa.mu.Lock()
+	sent := pa.handshakeIndex != 0
+	pa.mu.Unlock()
+	if sent {
+		t.Fatal("b sent an initiation right after answering a's")
+	}
+	clock.Advance(noise.RekeyTimeout)
+	b.dev.sendInitiation(pa, false)
+	pa.mu.Lock()
+	sent = pa.handshakeIndex != 0
+	pa.mu.Unlock()
+	if !sent {
+		t.Fatal("b sent no initiation REKEY_TIMEOUT after answering")
+	}
+}

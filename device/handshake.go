@@ -221,6 +221,9 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	var buf [noise.ResponseSize]byte
 	p.mu.Lock()
 	resp, err := d.respondLocked(p, res, ep, now, buf[:0])
+	if err == nil {
+		p.lastSentHandshake = now
+	}
 	p.mu.Unlock()
 	if err != nil {
 		d.countHandshakeError(err, "handshake initiation", ep, now)
@@ -320,7 +323,7 @@ func (d *Device) sendInitiation(p *Peer, isRetry bool) {
 	if !isRetry {
 		p.timers.handshakeAttempts = 0
 	}
-	if !p.lastInitiation.IsZero() && now.Sub(p.lastInitiation) < noise.RekeyTimeout {
+	if !p.lastSentHandshake.IsZero() && now.Sub(p.lastSentHandshake) < noise.RekeyTimeout {
 		p.mu.Unlock()
 		return
 	}
@@ -329,7 +332,7 @@ func (d *Device) sendInitiation(p *Peer, isRetry bool) {
 		p.mu.Unlock()
 		return
 	}
-	p.lastInitiation = now
+	p.lastSentHandshake = now
 	if p.handshakeIndex != 0 {
 		d.indices.remove(p.handshakeIndex)
 		p.handshakeIndex = 0

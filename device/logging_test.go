@@ -89,3 +89,40 @@ func TestLogsSayWhatHappened(t *testing.T) {
 	a.dev.hs.requestInitiation(a.dev.peerFor(b.pub), false)
 	waitLog("wrong preshared key", &la, `reason="handshake failed"`, `message="handshake response"`)
 }
+
+// TestHandshakeGivesUp: with no answer, the initiation is retried every
+// REKEY_TIMEOUT until REKEY_ATTEMPT_TIME, 20 in all as in the kernel and
+// wireguard-go, then the device stops and says so.
+func TestHandshakeGivesUp(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	var la logBuffer
+	a := newTestNodeOpts(t, clock, 1, Options{Workers: -1, Logger: debugLogger(&la)})
+	b := newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	// b no longer knows a: it answers nothing.
+	if err := b.dev.Apply(&Config{Peers: []PeerConfig{{PublicKey: a.pub, Remove: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	sent := func() int { return strings.Count(la.String(), "sending handshake initiation") }
+	a.write(t, udp4(a.addr, b.addr, []byte("never answered")))
+	waitFor(t, "the first initiation", func() bool { return sent() == 1 })
+	for i := 0; i < 30 && !strings.Contains(la.String(), "giving up"); i++ {
+		before := sent()
+		clock.Advance(noise.RekeyTimeout + noise.RekeyTimeout/3) // past the jitter
+		a.dev.loop.poll.wake()
+		deadline := time.Now().Add(5 * time.Second)
+		for sent() == before && !strings.Contains(la.String(), "giving up") && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !strings.Contains(la.String(), "giving up") {
+		t.Fatalf("no give-up after %d initiations:\n%s", sent(), la.String())
+	}
+	if n := sent(); n != 20 {
+		t.Errorf("%d initiations before giving up, want 20", n)
+	}
+	if !strings.Contains(la.String(), "attempts=20") {
+		t.Errorf("give-up line does not count 20 attempts:\n%s", la.String())
+	}
+}

@@ -39,10 +39,14 @@ type Peer struct {
 	initiationIsRetry atomic.Bool
 
 	// mu guards the fields of this group.
-	mu                sync.Mutex
-	hs                *noise.Handshake
-	handshakeIndex    uint32 // index of the handshake in flight, 0 = none
-	lastInitiation    time.Time
+	mu             sync.Mutex
+	hs             *noise.Handshake
+	handshakeIndex uint32 // index of the handshake in flight, 0 = none
+	// lastSentHandshake is when we last sent an initiation or a
+	// response: no initiation goes out within REKEY_TIMEOUT of either,
+	// as in the kernel (last_sent_handshake), so that ours does not
+	// overwrite a handshake we are answering.
+	lastSentHandshake time.Time
 	endpoint          conn.Endpoint // Dst invalid = unknown
 	psk               noise.PresharedKey
 	keepaliveInterval uint16

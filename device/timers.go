@@ -137,7 +137,9 @@ func (l *loop) expiredRetransmitHandshake(p *Peer, now time.Time) {
 		if !d.pendingLocked(p, timerZeroKeyMaterial) {
 			d.modTimerLocked(p, timerZeroKeyMaterial, now.Add(3*noise.RejectAfterTime))
 		}
+		attempts := p.timers.handshakeAttempts
 		p.mu.Unlock()
+		d.log.Debug("handshake did not complete, giving up until more packets wait", "peer", p.short(), "attempts", attempts+1, "after", noise.RekeyAttemptTime)
 		l.dropStaged(p)
 		return
 	}
