@@ -169,7 +169,9 @@ func TestE2ENativeTUN(t *testing.T) {
 	waitEvent(t, dev.Events(), Event{Kind: EventUp})
 	// As a kernel WireGuard link, the TUN gets no IPv6 link-local address
 	// of its own when it comes up (addrgenmode none).
-	if out := ipIn(t, ns, "-d", "link", "show", name); !strings.Contains(out, "addrgenmode none") {
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		t.Log("no IPv6 in this kernel: no address generation to check")
+	} else if out := ipIn(t, ns, "-d", "link", "show", name); !strings.Contains(out, "addrgenmode none") {
 		t.Errorf("IPv6 address generation is on:\n%s", out)
 	}
 	if out := ipIn(t, ns, "-6", "addr", "show", "dev", name); strings.Contains(out, "fe80") {
