@@ -844,9 +844,16 @@ func TestE2EQuickReloadFullTunnel(t *testing.T) {
 		t.Fatal("full tunnel up without a fwmark")
 	}
 	rules := ipIn(t, s.a.ns, "-4", "rule")
-	for _, edit := range []string{"198.19.0.1/24, 198.19.7.1/32", "198.19.0.1/24"} {
+	mtu := func() string { return strings.Fields(ipIn(t, s.a.ns, "link", "show", s.a.iface))[4] }
+	mtu0 := mtu()
+	for _, edit := range []string{"198.19.0.1/24, 198.19.7.1/32", "198.19.0.1/24", "198.19.0.1/24"} {
 		full(edit, "0.0.0.0/0")
 		mustWgd(t, s.a.ns, "reload", s.a.iface)
+		// The automatic MTU stays as up chose it; it was looked up again
+		// through the tunnel's own route and lost 80 on every reload.
+		if got := mtu(); got != mtu0 {
+			t.Fatalf("after reload (Address = %s) the MTU is %s, was %s", edit, got, mtu0)
+		}
 		if got := strings.TrimSpace(run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "fwmark")); got != mark {
 			t.Fatalf("after reload (Address = %s) the fwmark is %s, was %s", edit, got, mark)
 		}

@@ -55,7 +55,7 @@ func (r *Runner) addAddress(u *Undo, st *upState, p netip.Prefix) error {
 func (r *Runner) setMTUUp(u *Undo, st *upState) error {
 	mtu := st.s.MTU
 	if mtu == 0 {
-		mtu = r.autoMTU(st.s.Endpoints)
+		mtu = r.autoMTU(st.s.Endpoints, st.link.Attrs().Index)
 	}
 	iface := st.s.Interface
 	did := fmt.Sprintf("ip link set mtu %d up dev %s", mtu, iface)

@@ -35,12 +35,17 @@ func pickMTU(endpointMTUs []int, defaultRouteMTU int) int {
 
 // autoMTU gathers the inputs of pickMTU from the kernel the way wg-quick
 // does with "ip route get" and "ip route show default".
-func (r *Runner) autoMTU(endpoints []netip.Addr) int {
+func (r *Runner) autoMTU(endpoints []netip.Addr, self int) int {
 	var mtus []int
 	for _, ep := range endpoints {
 		routes, err := r.handle().RouteGet(net.IP(ep.Unmap().AsSlice()))
 		if err != nil || len(routes) == 0 {
 			r.log().Debug("no route to endpoint", "endpoint", ep, "err", err)
+			continue
+		}
+		if self != 0 && routes[0].LinkIndex == self {
+			// The tunnel's own route (a full tunnel, looked up without
+			// its mark) says nothing about the path its datagrams take.
 			continue
 		}
 		mtus = append(mtus, r.routeMTU(routes[0]))

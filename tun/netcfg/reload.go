@@ -35,7 +35,7 @@ func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) erro
 	if err := r.reloadAddresses(u, st, old.Addresses); err != nil {
 		return err
 	}
-	if err := r.reloadMTU(st); err != nil {
+	if err := r.reloadMTU(st, old.MTU); err != nil {
 		return err
 	}
 	same := oldTable == newTable
@@ -107,11 +107,18 @@ func (r *Runner) reloadAddresses(u *Undo, st *upState, old []netip.Prefix) error
 	return nil
 }
 
-// reloadMTU sets the new MTU (given or automatic) if it differs.
-func (r *Runner) reloadMTU(st *upState) error {
+// reloadMTU sets the new MTU (given or automatic) if it differs. An
+// automatic MTU before and after stays as up chose it, as wg-quick only
+// applies its rule at up: looked up again now, with the tunnel's routes in
+// place, the route to an endpoint may be a full tunnel's own, and every
+// reload would take another 80 off (down to IPv6's minimum and below).
+func (r *Runner) reloadMTU(st *upState, oldMTU int) error {
 	mtu := st.s.MTU
 	if mtu == 0 {
-		mtu = r.autoMTU(st.s.Endpoints)
+		if oldMTU == 0 {
+			return nil
+		}
+		mtu = r.autoMTU(st.s.Endpoints, st.link.Attrs().Index)
 	}
 	if st.link.Attrs().MTU == mtu {
 		return nil
