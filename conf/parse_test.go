@@ -336,6 +336,12 @@ func TestKeysNotInMalformedLines(t *testing.T) {
 		"[Interface]\nPrivatKey" + testPriv,
 		"[Interface]\n" + hexKey,
 		"[Peer]\nPresharedKey " + testPriv,
+		// A key pasted into the wrong field.
+		"[Peer]\nPublicKey = " + testPub1 + "\nAllowedIPs = " + testPriv,
+		"[Peer]\nPublicKey = " + testPub1 + "\nEndpoint = " + testPriv,
+		"[Interface]\nAddress = " + testPriv,
+		"[Interface]\nDNS = " + testPriv,
+		"[Interface]\nListenPort = " + hexKey,
 	} {
 		_, err := Parse("x", []byte(f))
 		if err == nil {

@@ -15,8 +15,11 @@ import (
 
 // invalid builds the error for a value v that is not what was wanted.
 // Quoting escapes control characters, so hostile input cannot forge lines
-// on a terminal.
+// on a terminal. A key pasted into the wrong field (an Endpoint, an
+// AllowedIPs entry, ...) is hidden, as in malformed lines: it may be a
+// private or preshared key.
 func invalid(v, want string) *ParseError {
+	v = hideKeys(v)
 	return &ParseError{Value: v, Err: ErrInvalidValue, Msg: fmt.Sprintf("%q %s", v, want)}
 }
 
@@ -43,7 +46,8 @@ func parseSecretKey[K any](parse func(string) (K, error), v string) (K, *ParseEr
 func parsePublicKey(v string) (noise.PublicKey, *ParseError) {
 	k, err := noise.ParsePublicKey(v)
 	if err != nil {
-		return noise.PublicKey{}, invalid(v, "is not a valid key: "+keyProblem(err))
+		// Shown whole: a public key is no secret.
+		return noise.PublicKey{}, &ParseError{Value: v, Err: ErrInvalidValue, Msg: fmt.Sprintf("%q is not a valid key: %s", v, keyProblem(err))}
 	}
 	return k, nil
 }
