@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -872,4 +874,62 @@ func TestE2EQuickReloadFullTunnel(t *testing.T) {
 	mustWgd(t, s.a.ns, "down", s.a.iface)
 	mustWgd(t, s.b.ns, "down", pb)
 	assertGone(t, s.a.ns, s.a.iface)
+}
+
+// TestE2EQuickUpInterruptedUndoes: SIGTERM or SIGINT to `wgd up` halfway
+// (here during a PostUp hook of a full tunnel) undoes what it did, as
+// wg-quick's trap does; it used to die there and leave the daemon,
+// addresses, policy rules and nftables tables behind with no record for
+// down. SIGHUP during up is ignored rather than fatal.
+func TestE2EQuickUpInterruptedUndoes(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			s := newQuickSetup(t)
+			pa := s.conf(t, s.a, "Address = 198.19.0.1/24\nPostUp = sleep 5", "AllowedIPs = 0.0.0.0/0")
+			cmd := exec.Command("ip", "netns", "exec", s.a.ns, wgdBin, "up", pa)
+			var out lockedBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if !waitFor(10*time.Second, func() bool { return strings.Contains(out.String(), "[#] sleep 5") }) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("up never reached PostUp:\n%s", out.String())
+			}
+			cmd.Process.Signal(syscall.SIGHUP) // ignored
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			if err == nil {
+				t.Errorf("up exited 0 after %v", sig)
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.ExitCode() < 0 {
+				t.Errorf("up died of a signal (%v) instead of undoing:\n%s", err, out.String())
+			}
+			assertGone(t, s.a.ns, s.a.iface)
+			if nft, err := exec.Command("ip", "netns", "exec", s.a.ns, "nft", "list", "tables").CombinedOutput(); err == nil && strings.Contains(string(nft), s.a.iface) {
+				t.Errorf("nftables table left behind:\n%s", nft)
+			}
+		})
+	}
+}
+
+// lockedBuffer collects a subprocess's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

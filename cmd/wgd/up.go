@@ -168,11 +168,16 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	}
 	st := &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
 	var d *daemon
-	if foreground {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
+	// SIGINT and SIGTERM stop the steps and undo them (wg-quick traps
+	// them and runs del_if); killed by them halfway, up left addresses,
+	// rules and firewall tables behind with no record for down. SIGHUP
+	// would kill as well: until the foreground daemon's wait takes it as
+	// "reload", it is dropped.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	dev := quickDevice(t.iface, q, func() *daemon { return d })
 	dev.Create = func(ctx context.Context) error {
 		fmt.Fprintf(q.stderr, "[#] wgd %s\n", t.iface)

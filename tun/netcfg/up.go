@@ -37,27 +37,33 @@ func (r *Runner) Up(ctx context.Context, s Settings, dev Device) (*Undo, error) 
 
 func (r *Runner) upSteps(ctx context.Context, u *Undo, st *upState) error {
 	s := st.s
-	if err := r.runHooks(ctx, "PreUp", s.Interface, s.PreUp); err != nil {
-		return err
+	// Between steps a cancelled ctx (SIGINT or SIGTERM to up) stops the
+	// rest, and Up undoes what was done, as wg-quick's trap runs del_if.
+	steps := []func() error{
+		func() error { return r.runHooks(ctx, "PreUp", s.Interface, s.PreUp) },
+		func() error { return r.createLink(ctx, u, st) },
+		func() error {
+			for _, a := range s.Addresses {
+				if err := r.addAddress(u, st, a); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func() error { return r.setMTUUp(u, st) },
+		func() error { return r.setDNS(ctx, u, s) },
+		func() error { return r.addRoutes(ctx, u, st) },
+		func() error { return r.runHooks(ctx, "PostUp", s.Interface, s.PostUp) },
 	}
-	if err := r.createLink(ctx, u, st); err != nil {
-		return err
-	}
-	for _, a := range s.Addresses {
-		if err := r.addAddress(u, st, a); err != nil {
+	for _, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("up %s interrupted: %w", s.Interface, err)
+		}
+		if err := step(); err != nil {
 			return err
 		}
 	}
-	if err := r.setMTUUp(u, st); err != nil {
-		return err
-	}
-	if err := r.setDNS(ctx, u, s); err != nil {
-		return err
-	}
-	if err := r.addRoutes(ctx, u, st); err != nil {
-		return err
-	}
-	return r.runHooks(ctx, "PostUp", s.Interface, s.PostUp)
+	return nil
 }
 
 // createLink calls dev.Create when given and finds the link either way.
