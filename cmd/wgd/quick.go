@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -304,4 +306,34 @@ func checkNetAdmin() error {
 		return errNeedNetAdmin
 	}
 	return nil
+}
+
+// lockInterface serializes up, down and reload of one interface across
+// processes with an flock on /run/wgd/IFACE.lock: a down racing an up
+// removed the firewall tables up had just added, or the socket of the
+// daemon it had just started. It waits up to 30 s for another holder, and
+// goes on without a lock where /run/wgd cannot be written (the record is
+// best effort there too). The returned func releases it; calling it again
+// does nothing.
+func lockInterface(iface string) (func(), error) {
+	none := func() {}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return none, nil
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, iface+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return none, nil
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("%s: another wgd up, down or reload of it is still running: %w", iface, err)
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wgdvpn/wgd/conf"
 )
@@ -146,5 +148,42 @@ func TestSaveMissingFile(t *testing.T) {
 	err := runSave(quickTarget{iface: "nu9zz", path: path, named: true}, quickIO{})
 	if want := "`" + path + "' does not exist"; err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
+
+// TestLockInterface: a second up, down or reload of one interface waits for
+// the first (an flock in /run/wgd, which any process honours).
+func TestLockInterface(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the lock lives in /run/wgd")
+	}
+	iface := fmt.Sprintf("wgdlk%d", os.Getpid()%10000)
+	t.Cleanup(func() { os.Remove(filepath.Join(stateDir, iface+".lock")) })
+	unlock, err := lockInterface(iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		u2, err := lockInterface(iface)
+		if err == nil {
+			u2()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("second lock taken while the first was held (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	unlock() // a second call does nothing
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second lock not taken after the first was released")
 	}
 }

@@ -158,6 +158,11 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := lockInterface(t.iface)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, err := netlink.LinkByName(t.iface); err == nil {
 		return fmt.Errorf("`%s' already exists", t.iface)
 	}
@@ -217,6 +222,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	if !foreground {
 		return nil
 	}
+	unlock() // reload and the final down take it again
 	return runForeground(ctx, t, d, q)
 }
 
@@ -299,6 +305,11 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	unlock, err := lockInterface(t.iface)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	_, lerr := netlink.LinkByName(t.iface)
 	present := lerr == nil
 	if present && own == nil && !isWireGuard(t.iface) {
@@ -445,6 +456,11 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	unlock, err := lockInterface(iface)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := readLiveState(iface)
 	switch {
 	case errors.Is(err, errStaleState):
