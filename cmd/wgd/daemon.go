@@ -378,14 +378,43 @@ func (d *daemon) wait(ctx context.Context, onHUP func()) error {
 		defer tick.Stop()
 		watchdog = tick.C
 	}
+	// A reload runs beside the loop, so that the watchdog keeps ticking
+	// (a storm of SIGHUPs used to run reload after reload here and starve
+	// it past WatchdogSec); SIGHUPs during one are merged into one more.
+	var reloading chan struct{} // closed when the running reload ends; nil: none
+	again := false
+	reload := func() {
+		done := make(chan struct{})
+		reloading = done
+		go func() {
+			defer close(done)
+			onHUP()
+		}()
+	}
+	defer func() {
+		if reloading != nil {
+			<-reloading
+		}
+	}()
 	events := d.tun.Events()
 	for {
 		select {
 		case <-watchdog:
 			d.notify.send("WATCHDOG=1")
 		case <-hup:
+			if reloading != nil {
+				again = true
+				continue
+			}
 			d.notify.reloading()
-			onHUP()
+			reload()
+		case <-reloading:
+			reloading = nil
+			if again {
+				again = false
+				reload()
+				continue
+			}
 			d.notify.send("READY=1")
 		case ev, ok := <-events:
 			if !ok || ev.Kind == tun.EventDeleted {

@@ -658,6 +658,46 @@ func TestE2EQuickForegroundNotify(t *testing.T) {
 	contains(t, "addresses after SIGHUP", ipIn(t, s.a.ns, "addr", "show", s.a.iface), "198.19.7.1/32")
 	lacks(t, "routes after SIGHUP", ipIn(t, s.a.ns, "route"), "198.19.20.0/24")
 
+	// A slow reload (held up here by the interface lock) runs beside the
+	// watchdog, which keeps its pace; it used to wait for the reload, and
+	// a storm of SIGHUPs starved it seconds past WatchdogSec. The SIGHUPs
+	// that come meanwhile are merged into one more reload, then READY.
+	unlock, err := lockInterface(s.a.iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(20 * time.Millisecond)
+	}
+	lastPing, maxGap, lastState := time.Now(), time.Duration(0), ""
+	release, giveUp := time.Now().Add(1500*time.Millisecond), time.Now().Add(15*time.Second)
+	for (unlock != nil || !strings.HasPrefix(lastState, "READY=1")) && time.Now().Before(giveUp) {
+		if unlock != nil && time.Now().After(release) {
+			unlock()
+			unlock = nil
+		}
+		select {
+		case m := <-n.msgs:
+			if m == "WATCHDOG=1" {
+				maxGap = max(maxGap, time.Since(lastPing))
+				lastPing = time.Now()
+			} else {
+				lastState = m
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if unlock != nil {
+		unlock()
+	}
+	if maxGap > 700*time.Millisecond {
+		t.Errorf("during a slow reload the watchdog went %v without a ping (interval 200ms)", maxGap)
+	}
+	if !strings.HasPrefix(lastState, "READY=1") {
+		t.Errorf("after the SIGHUPs the last state is %q, want READY=1", lastState)
+	}
+
 	cmd.Process.Signal(syscall.SIGTERM)
 	t.Logf("SIGHUP reload done at %v", time.Since(start))
 	n.next(t, "STOPPING=1")
