@@ -236,3 +236,27 @@ func TestE2EQuickDownOnlyStale(t *testing.T) {
 		t.Fatalf("down --only-stale with nothing up: %+v", r)
 	}
 }
+
+// TestE2EQuickUpAfterKilledDaemon: up of a full tunnel whose earlier daemon
+// was killed (its link went with it, its policy rules and nftables tables
+// stayed) first takes away what that one left, so the rules are not there
+// twice; down then leaves nothing.
+func TestE2EQuickUpAfterKilledDaemon(t *testing.T) {
+	s := newQuickSetup(t)
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 0.0.0.0/0")
+	mustWgd(t, s.a.ns, "up", path)
+	rules := ipIn(t, s.a.ns, "-4", "rule")
+	run(t, "ip", "netns", "exec", s.a.ns, "pkill", "-KILL", "-f", wgdBin+" -f "+s.a.iface)
+	if !waitFor(5*time.Second, func() bool {
+		return exec.Command("ip", "-n", s.a.ns, "link", "show", s.a.iface).Run() != nil
+	}) {
+		t.Fatal("link still there after the daemon was killed")
+	}
+	out := mustWgd(t, s.a.ns, "up", path)
+	contains(t, "up output", out, "is gone")
+	if got := ipIn(t, s.a.ns, "-4", "rule"); got != rules {
+		t.Errorf("rules after up over a killed one:\n%swant\n%s", got, rules)
+	}
+	mustWgd(t, s.a.ns, "down", path)
+	assertGone(t, s.a.ns, s.a.iface)
+}

@@ -166,6 +166,15 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	if _, err := netlink.LinkByName(t.iface); err == nil {
 		return fmt.Errorf("`%s' already exists", t.iface)
 	}
+	if _, err := readState(t.iface); err == nil {
+		// An earlier up of this name whose interface is gone without a
+		// down (its daemon was killed): take away what it left (policy
+		// rules, firewall tables, DNS), as down would, so that this up
+		// does not add them a second time.
+		if err := runDownLocked(ctx, t, q, nil); err != nil {
+			return err
+		}
+	}
 	e := q.env()
 	cfg, err := confToDevice(e, conf.Strip(c), true)
 	if err != nil {
@@ -310,6 +319,11 @@ func runDown(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 		return err
 	}
 	defer unlock()
+	return runDownLocked(ctx, t, q, own)
+}
+
+// runDownLocked is runDown with the interface lock held.
+func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) error {
 	_, lerr := netlink.LinkByName(t.iface)
 	present := lerr == nil
 	if present && own == nil && !isWireGuard(t.iface) {
