@@ -872,7 +872,7 @@ func TestE2EQuickReloadFullTunnel(t *testing.T) {
 	// full tunnel's suppress_prefixlength rule hides from unmarked packets.
 	ipIn(t, s.b.ns, "addr", "add", "198.18.100.2/32", "dev", "lo")
 	ipIn(t, s.a.ns, "route", "add", "default", "via", "198.18.0.2")
-	pb := s.conf(t, s.b, "Address = 198.19.0.2/24", "AllowedIPs = 198.19.0.1/32")
+	pb := s.conf(t, s.b, "Address = 198.19.0.2/24", "AllowedIPs = 198.19.0.0/24")
 	mustWgd(t, s.b.ns, "up", pb)
 	full := func(addrs, allowed string) string {
 		return writeQuickConf(t, s.dir, s.a.iface, fmt.Sprintf("[Interface]\nPrivateKey = %s\nAddress = %s\n\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.100.2:51820\nAllowedIPs = %s\n",
@@ -888,9 +888,27 @@ func TestE2EQuickReloadFullTunnel(t *testing.T) {
 	rules := ipIn(t, s.a.ns, "-4", "rule")
 	mtu := func() string { return strings.Fields(ipIn(t, s.a.ns, "link", "show", s.a.iface))[4] }
 	mtu0 := mtu()
-	for _, edit := range []string{"198.19.0.1/24, 198.19.7.1/32", "198.19.0.1/24", "198.19.0.1/24"} {
+	// The policy rules and the tunnel's routes stay in place through
+	// reloads that change the addresses: taken away and back, as they
+	// once were, traffic went around the tunnel in between.
+	mon := exec.Command("ip", "-n", s.a.ns, "monitor", "rule", "route")
+	var monOut lockedBuffer
+	mon.Stdout = &monOut
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopMon := func() { mon.Process.Kill(); mon.Wait() }
+	defer stopMon()
+	time.Sleep(100 * time.Millisecond)
+	for _, edit := range []string{"198.19.0.1/24, 198.19.7.1/32", "198.19.0.1/24", "198.19.0.1/24", "198.19.0.9/24"} {
 		full(edit, "0.0.0.0/0")
 		mustWgd(t, s.a.ns, "reload", s.a.iface)
+		time.Sleep(100 * time.Millisecond)
+		for _, line := range strings.Split(monOut.String(), "\n") {
+			if strings.HasPrefix(line, "Deleted") && (strings.Contains(line, "lookup ") || strings.Contains(line, "default dev")) {
+				t.Errorf("reload (Address = %s) took away %q", edit, line)
+			}
+		}
 		// The automatic MTU stays as up chose it; it was looked up again
 		// through the tunnel's own route and lost 80 on every reload.
 		if got := mtu(); got != mtu0 {
@@ -904,6 +922,7 @@ func TestE2EQuickReloadFullTunnel(t *testing.T) {
 		}
 		run(t, "ip", "netns", "exec", s.a.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.0.2")
 	}
+	stopMon()
 	full("198.19.0.1/24", "198.19.0.0/24")
 	mustWgd(t, s.a.ns, "reload", s.a.iface)
 	if got := strings.TrimSpace(run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "fwmark")); got != "off" {

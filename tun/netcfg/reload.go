@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Reload moves a running interface from old to new settings without taking
@@ -39,22 +40,24 @@ func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) erro
 		return err
 	}
 	same := oldTable == newTable
-	// A family whose addresses changed has all its routes redone: the
-	// kernel may have dropped them with the last old address, and a full
-	// tunnel's firewall rules name the addresses.
-	refresh := map[int]bool{}
-	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		refresh[fam] = !slices.Equal(familyOf(old.Addresses, fam), familyOf(new.Addresses, fam))
-	}
 	removed := routeDiff(old.AllowedIPs, new.AllowedIPs, same)
 	added := routeDiff(new.AllowedIPs, old.AllowedIPs, same)
-	for _, p := range old.AllowedIPs {
-		if refresh[family(p)] && slices.Contains(new.AllowedIPs, p) && !slices.Contains(removed, p) {
-			removed, added = append(removed, p), append(added, p)
-		}
-	}
 	if err := r.removeRoutes(ctx, old, oldTable, dev, link, removed); err != nil {
 		return err
+	}
+	// A family whose addresses changed keeps its routes and a full
+	// tunnel's policy rules in place (taking them away and back, as this
+	// once did, let traffic out around the tunnel in between): the routes
+	// the kernel dropped with the family's last address come back, and
+	// the firewall rules, which name the addresses, are replaced in one
+	// nft transaction.
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		if slices.Equal(familyOf(old.Addresses, fam), familyOf(new.Addresses, fam)) {
+			continue
+		}
+		if err := r.keepRoutes(ctx, st, old, newTable, dev, fam, added); err != nil {
+			return err
+		}
 	}
 	addSt := *st
 	addSt.s.AllowedIPs = added
@@ -62,6 +65,61 @@ func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) erro
 		return err
 	}
 	return r.reloadDNS(ctx, u, old, new)
+}
+
+// keepRoutes puts back the routes of family fam that stay through a reload
+// whose addresses changed (the kernel flushes a family's routes on the
+// link with its last address) and rewrites a kept full tunnel's firewall
+// rules for the new addresses.
+func (r *Runner) keepRoutes(ctx context.Context, st *upState, old Settings, table Table, dev Device, fam int, added []netip.Prefix) error {
+	h := r.handle()
+	for _, p := range sortRoutes(old.AllowedIPs) {
+		if family(p) != fam || !slices.Contains(st.s.AllowedIPs, p) || slices.Contains(added, p) {
+			continue
+		}
+		id, name := r.routeTable(old, table, dev, p)
+		if id < 0 {
+			continue
+		}
+		if id == unix.RT_TABLE_MAIN && r.routeCovered(st.link, p, map[int][]netip.Prefix{}) {
+			continue // the kernel's prefix route of an address covers it, as at up
+		}
+		err := h.RouteAdd(linkRoute(st.link, p, id))
+		switch {
+		case err == nil:
+			r.printf("[#] %s", routeLine("add", p, st.s.Interface, name))
+		case !errors.Is(err, unix.EEXIST):
+			return stepErr(routeLine("add", p, st.s.Interface, name), err)
+		}
+		if p.Bits() == 0 && table.Mode == TableAuto {
+			if err := r.replaceFirewall(ctx, st, fam, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// replaceFirewall rewrites a full tunnel's firewall rules of one family
+// for the link's addresses now. With nft it is one transaction (the table
+// is made sure of, deleted and built again), so no packet sees it missing;
+// with iptables the old rules go and the new come.
+func (r *Runner) replaceFirewall(ctx context.Context, st *upState, fam, table int) error {
+	addrs := r.linkAddrs(st.link, fam)
+	nft := r.tool(r.Nft, "nft")
+	if nft == nil {
+		if err := r.removeIptablesFamily(ctx, st.s.Interface, fam); err != nil {
+			return err
+		}
+		fwSt := *st
+		fwSt.fwTable = table
+		return r.addIptables(ctx, &Undo{r: r}, &fwSt, fam)
+	}
+	pf, t := nftFamily(fam), nftTable(st.s.Interface)
+	script := fmt.Sprintf("add table %s %s\ndelete table %s %s\n", pf, t, pf, t) + nftScript(fam, st.s.Interface, table, addrs)
+	c := command{argv: withArgs(nft, "-f", "-"), stdin: script}
+	r.printf("[#] %s", c)
+	return stepErr(c.String(), r.run(ctx, c))
 }
 
 // familyOf lists the prefixes of ps in family fam, in order.
@@ -75,16 +133,23 @@ func familyOf(ps []netip.Prefix, fam int) []netip.Prefix {
 	return out
 }
 
-// reloadAddresses deletes the old addresses, then adds the new ones (not
-// the other way round: deleting a primary IPv4 address takes the
-// secondaries of its subnet with it). The kernel flushes a family's routes
-// on the device with its last address, so Reload redoes the routes of a
-// family whose addresses changed.
+// reloadAddresses adds the new addresses, then deletes the old ones, so
+// that a family keeps an address throughout when it has one before and
+// after (the kernel flushes a family's routes on the link with its last
+// address). Deleting a primary IPv4 address takes the secondaries of its
+// subnet with it, new ones included: those are added again.
 func (r *Runner) reloadAddresses(u *Undo, st *upState, old []netip.Prefix) error {
 	h := r.handle()
 	for _, a := range st.s.Addresses {
 		if !slices.Contains(old, a) && a.Addr().Is4In6() {
 			return fmt.Errorf("address %s: IPv4-mapped IPv6 addresses are not supported", a)
+		}
+	}
+	for _, a := range st.s.Addresses {
+		if !slices.Contains(old, a) {
+			if err := r.addAddress(u, st, a); err != nil {
+				return err
+			}
 		}
 	}
 	for _, a := range old {
@@ -97,8 +162,23 @@ func (r *Runner) reloadAddresses(u *Undo, st *upState, old []netip.Prefix) error
 			return stepErr(line, err)
 		}
 	}
+	have := map[netip.Prefix]bool{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		list, err := h.AddrList(st.link, fam)
+		if err != nil {
+			return stepErr("list addresses of "+st.s.Interface, err)
+		}
+		for _, a := range list {
+			ip, _ := netip.AddrFromSlice(a.IP)
+			if fam == netlink.FAMILY_V4 {
+				ip = ip.Unmap()
+			}
+			ones, _ := a.Mask.Size()
+			have[netip.PrefixFrom(ip, ones)] = true
+		}
+	}
 	for _, a := range st.s.Addresses {
-		if !slices.Contains(old, a) {
+		if !have[a] {
 			if err := r.addAddress(u, st, a); err != nil {
 				return err
 			}
