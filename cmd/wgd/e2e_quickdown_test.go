@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +260,44 @@ func TestE2EQuickUpAfterKilledDaemon(t *testing.T) {
 	}
 	mustWgd(t, s.a.ns, "down", path)
 	assertGone(t, s.a.ns, s.a.iface)
+}
+
+// TestE2EQuickDownAfterUpKilledMidway: wgd up and its daemon killed
+// outright halfway (as a unit's start timeout kills the whole unit, here
+// during a PostUp hook of a full tunnel): the record is written before the
+// addresses, routes and rules, so down finds and removes them. It was
+// written at the end, and down said "not up: nothing to take down" and
+// left the policy rules and nftables tables.
+func TestE2EQuickDownAfterUpKilledMidway(t *testing.T) {
+	s := newQuickSetup(t)
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24\nPostUp = sleep 5", "AllowedIPs = 0.0.0.0/0")
+	cmd := exec.Command("ip", "netns", "exec", s.a.ns, wgdBin, "up", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // up and its hook, not the detached daemon
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killAll := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		exec.Command("pkill", "-KILL", "-f", wgdBin+" -f "+s.a.iface).Run()
+		cmd.Wait()
+	}
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(out.String(), "[#] sleep 5") }) {
+		killAll()
+		t.Fatalf("up never reached PostUp:\n%s", out.String())
+	}
+	killAll()
+	if !waitFor(5*time.Second, func() bool {
+		return exec.Command("ip", "-n", s.a.ns, "link", "show", s.a.iface).Run() != nil
+	}) {
+		t.Fatal("link still there after the daemon was killed")
+	}
+	contains(t, "rules left by the killed up", ipIn(t, s.a.ns, "-4", "rule"), "suppress_prefixlength")
+	down := mustWgd(t, s.a.ns, "down", path)
+	contains(t, "down output", down, "is gone")
+	assertGone(t, s.a.ns, s.a.iface)
+	if nft, err := exec.Command("ip", "netns", "exec", s.a.ns, "nft", "list", "tables").CombinedOutput(); err == nil && strings.Contains(string(nft), s.a.iface) {
+		t.Errorf("nftables table left behind:\n%s", nft)
+	}
 }

@@ -193,6 +193,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	dev := quickDevice(t.iface, q, func() *daemon { return d })
+	var recordErr error
 	dev.Create = func(ctx context.Context) error {
 		fmt.Fprintf(q.stderr, "[#] wgd %s\n", t.iface)
 		if foreground {
@@ -217,15 +218,23 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 			//lint:ignore ST1005 wg's own message, word for word
 			return fmt.Errorf("Unable to modify interface: %s", errnoText(err))
 		}
+		// The record goes down before the addresses, routes and rules:
+		// if up is killed outright from here on (SIGKILL, a unit's start
+		// timeout, which takes the daemon too), down still finds what
+		// to take away. Taking away what never came is harmless.
+		if recordErr = writeState(t.iface, st); recordErr != nil {
+			fmt.Fprintf(q.stderr, "Warning: %v\n", recordErr)
+		}
 		return nil
 	}
 	if _, err := q.runner(t.path).Up(ctx, st.Settings, dev); err != nil {
 		if d != nil {
 			d.close()
 		}
+		removeState(t.iface) // Up undid what it did
 		return err
 	}
-	if err := writeState(t.iface, st); err != nil {
+	if err := writeState(t.iface, st); err != nil && recordErr == nil { // again: the link's identity is final now
 		fmt.Fprintf(q.stderr, "Warning: %v\n", err)
 	}
 	if !foreground {
