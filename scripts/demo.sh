@@ -24,6 +24,7 @@ cleanup() {
   ip netns del $A 2>/dev/null
   ip netns del $B 2>/dev/null
   rm -rf "$tmp"
+  rm -f /run/wgd/wga.lock /run/wgd/wgb.lock # wgd up/down's per-interface locks
   echo "namespaces $A and $B removed"
 }
 trap cleanup EXIT

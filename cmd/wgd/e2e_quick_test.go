@@ -79,6 +79,7 @@ func cleanupIface(ns, iface string) {
 	exec.Command("ip", "-n", ns, "link", "del", iface).Run()
 	os.Remove(filepath.Join("/var/run/wireguard", iface+".sock"))
 	os.Remove(filepath.Join(stateDir, iface+".json"))
+	os.Remove(filepath.Join(stateDir, iface+".lock"))
 }
 
 // conf writes a config for side (mode 0600) with its [Interface] lines,
