@@ -563,8 +563,8 @@ func TestRoutingLoopDropped(t *testing.T) {
 	other := udp4(lo4, lo4, []byte("another program's datagram"))
 	binary.BigEndian.PutUint16(other[22:], b.dev.Port())
 	a.write(t, other)
-	if got := b.read(t, 2*time.Second); string(got[28:]) != "another program's datagram" {
-		t.Fatalf("b got %q, want the other program's datagram (and not our own)", got[28:])
+	if got := b.read(t, 2*time.Second); len(got) < 28 || string(got[28:]) != "another program's datagram" {
+		t.Fatalf("b got %q, want the other program's datagram (and not our own)", got)
 	}
 	if n := a.dev.Counters().RoutingLoop; n != 1 {
 		t.Errorf("routing loop drops = %d, want 1", n)
@@ -582,12 +582,7 @@ func TestNoInitiationRightAfterResponding(t *testing.T) {
 	clock := newFakeClock()
 	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
 	connect(t, a, b, lo4, 0)
-	b.dev.peersMu.RLock()
-	pa := b.dev.peers[a.pub]
-	b.dev.peersMu.RUnlock()
-	a.dev.peersMu.RLock()
-	pb := a.dev.peers[b.pub]
-	a.dev.peersMu.RUnlock()
+	pa, pb := b.dev.peerFor(a.pub), a.dev.peerFor(b.pub)
 	a.dev.sendInitiation(pb, false)
 	waitFor(t, "b to answer a's initiation", func() bool { return pa.next.Load() != nil || pa.current.Load() != nil })
 	// lastSentHandshake moves with every initiation b sends (the handshake

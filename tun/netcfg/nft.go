@@ -43,20 +43,32 @@ func nftScript(fam int, iface string, table int, addrs []netip.Addr) string {
 // linkAddrs lists the link's addresses of one family, as wg-quick reads
 // them from "ip -o addr show dev IFACE".
 func (r *Runner) linkAddrs(link netlink.Link, fam int) []netip.Addr {
+	prefixes, _ := r.linkPrefixes(link, fam)
+	out := make([]netip.Addr, len(prefixes))
+	for i, p := range prefixes {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
+// linkPrefixes lists the link's addresses of one family with their prefix
+// lengths.
+func (r *Runner) linkPrefixes(link netlink.Link, fam int) ([]netip.Prefix, error) {
 	addrs, err := r.handle().AddrList(link, fam)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	var out []netip.Addr
+	var out []netip.Prefix
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
 			if fam == netlink.FAMILY_V4 {
 				ip = ip.Unmap() // net.IP may hold an IPv4 address in 16 bytes
 			}
-			out = append(out, ip)
+			ones, _ := a.Mask.Size()
+			out = append(out, netip.PrefixFrom(ip, ones))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // addFirewall installs the firewall part of add_default: with nft when it

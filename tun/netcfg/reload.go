@@ -73,6 +73,7 @@ func (r *Runner) Reload(ctx context.Context, old, new Settings, dev Device) erro
 // rules for the new addresses.
 func (r *Runner) keepRoutes(ctx context.Context, st *upState, old Settings, table Table, dev Device, fam int, added []netip.Prefix) error {
 	h := r.handle()
+	onLink := map[int][]netip.Prefix{} // listed once, as addRoutes does
 	for _, p := range sortRoutes(old.AllowedIPs) {
 		if family(p) != fam || !slices.Contains(st.s.AllowedIPs, p) || slices.Contains(added, p) {
 			continue
@@ -81,7 +82,7 @@ func (r *Runner) keepRoutes(ctx context.Context, st *upState, old Settings, tabl
 		if id < 0 {
 			continue
 		}
-		if id == unix.RT_TABLE_MAIN && r.routeCovered(st.link, p, map[int][]netip.Prefix{}) {
+		if id == unix.RT_TABLE_MAIN && r.routeCovered(st.link, p, onLink) {
 			continue // the kernel's prefix route of an address covers it, as at up
 		}
 		err := h.RouteAdd(linkRoute(st.link, p, id))
@@ -90,6 +91,9 @@ func (r *Runner) keepRoutes(ctx context.Context, st *upState, old Settings, tabl
 			r.printf("[#] %s", routeLine("add", p, st.s.Interface, name))
 		case !errors.Is(err, unix.EEXIST):
 			return stepErr(routeLine("add", p, st.s.Interface, name), err)
+		}
+		if id == unix.RT_TABLE_MAIN {
+			onLink[fam] = append(onLink[fam], p.Masked())
 		}
 		if p.Bits() == 0 && table.Mode == TableAuto {
 			if err := r.replaceFirewall(ctx, st, fam, id); err != nil {
@@ -162,23 +166,16 @@ func (r *Runner) reloadAddresses(u *Undo, st *upState, old []netip.Prefix) error
 			return stepErr(line, err)
 		}
 	}
-	have := map[netip.Prefix]bool{}
+	var have []netip.Prefix
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		list, err := h.AddrList(st.link, fam)
+		list, err := r.linkPrefixes(st.link, fam)
 		if err != nil {
 			return stepErr("list addresses of "+st.s.Interface, err)
 		}
-		for _, a := range list {
-			ip, _ := netip.AddrFromSlice(a.IP)
-			if fam == netlink.FAMILY_V4 {
-				ip = ip.Unmap()
-			}
-			ones, _ := a.Mask.Size()
-			have[netip.PrefixFrom(ip, ones)] = true
-		}
+		have = append(have, list...)
 	}
 	for _, a := range st.s.Addresses {
-		if !have[a] {
+		if !slices.Contains(have, a) {
 			if err := r.addAddress(u, st, a); err != nil {
 				return err
 			}
