@@ -222,14 +222,42 @@ func parseTable(v string) (string, *ParseError) {
 	case strings.EqualFold(v, "off"), strings.EqualFold(v, "auto"):
 		return strings.ToLower(v), nil
 	case startsWithDigit(v):
-		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-			return "", invalid(v, "is not a table number (0-4294967295)")
+		if _, ok := ParseTableNumber(v); !ok {
+			return "", invalid(v, "is not a table number (0-4294967295, decimal, 0x hex or 0 octal)")
 		}
 		return v, nil
 	case len(v) <= 64 && validName(v) && v[0] != '-' && v[0] != '.':
 		return v, nil
 	}
 	return "", invalid(v, "is neither off, auto, a table number nor a table name")
+}
+
+// ParseTableNumber reads a routing table number as iproute2 does (get_u32
+// with base 0, which wg-quick's "ip route add ... table N" relies on):
+// decimal, 0x or 0X hex, or octal after a leading 0, at most 0xffffffff,
+// nothing else around it. Table 0 (unspec) is a number too: the kernel puts
+// routes asked for in table 0 in main.
+func ParseTableNumber(v string) (uint32, bool) {
+	if !startsWithDigit(v) {
+		return 0, false
+	}
+	digits, base := v, 10
+	switch {
+	case len(v) > 1 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X'):
+		digits, base = v[2:], 16
+	case len(v) > 1 && v[0] == '0':
+		digits, base = v[1:], 8
+	}
+	// ParseUint with an explicit base takes no sign, prefix or '_'; the
+	// first-digit checks refuse what strtoul would skip or stop at.
+	if !startsWithHexDigit(digits) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, base, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(n), true
 }
 
 // parseBool reads wg-quick's SaveConfig values.

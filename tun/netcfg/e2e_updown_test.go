@@ -107,6 +107,25 @@ func TestE2ETableFixedAndOff(t *testing.T) {
 	}
 	mustNotContain(t, "table 1234 after undo", n.ip("route", "show", "table", "all"), "table 1234")
 
+	// Table 0 (unspec), as wg-quick passes it to ip: the kernel puts the
+	// routes, the default route too, in main, and down finds them there.
+	// 0x4d2 is 1234 in the hex iproute2 reads.
+	for _, tc := range []struct{ table, show string }{{"0", "main"}, {"0x4d2", "1234"}} {
+		s.Table = tc.table
+		n.takeLines()
+		u, err = n.r.Up(context.Background(), s, Device{})
+		if err != nil {
+			t.Fatalf("Table = %s: %v", tc.table, err)
+		}
+		mustContain(t, "Table = "+tc.table+" lines", strings.Join(n.takeLines(), "\n"), "ip -4 route add 0.0.0.0/0 dev wgt0 table "+tc.table)
+		mustContain(t, "Table = "+tc.table, n.ip("route", "show", "table", tc.show), "default dev wgt0 scope link", "198.18.7.0/24 dev wgt0 scope link")
+		mustNotContain(t, "rules", n.ip("rule"), "51820")
+		if err := u.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mustNotContain(t, "Table = "+tc.table+" after undo", n.ip("route", "show", "table", tc.show), "wgt0")
+	}
+
 	s.Table = "off"
 	n.takeLines()
 	if _, err := n.r.Up(context.Background(), s, Device{}); err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/wgdvpn/wgd/conf"
 )
 
 // TableMode is what the Table setting asks for.
@@ -70,14 +72,12 @@ func ParseTable(s string, files []string) (Table, error) {
 }
 
 // parseTableID accepts what iproute2's get_u32 accepts: decimal, 0x hex or
-// leading-zero octal, and rejects 0 (unspec) as a place for routes.
+// leading-zero octal. 0 is table unspec, which the kernel reads as main,
+// as it does for wg-quick's "ip route add ... table 0".
 func parseTableID(s string) (int, error) {
-	v, err := strconv.ParseUint(s, 0, 32)
-	if err != nil {
-		return 0, err
-	}
-	if v == 0 {
-		return 0, fmt.Errorf("%w: table 0", ErrBadTable)
+	v, ok := conf.ParseTableNumber(s)
+	if !ok {
+		return 0, fmt.Errorf("%w: %q is not a table number", ErrBadTable, s)
 	}
 	return int(v), nil
 }

@@ -50,7 +50,14 @@ func TestParseTable(t *testing.T) {
 		{"vpn", Table{Mode: TableFixed, ID: 200, Name: "vpn"}, false},
 		{"hex", Table{Mode: TableFixed, ID: 16, Name: "hex"}, false},
 		{"nope", Table{}, true},
-		{"0", Table{}, true},
+		{"0", Table{Mode: TableFixed, ID: 0, Name: "0"}, false},
+		{"0X1f", Table{Mode: TableFixed, ID: 31, Name: "0X1f"}, false},
+		{"010", Table{Mode: TableFixed, ID: 8, Name: "010"}, false},
+		{"0xffffffff", Table{Mode: TableFixed, ID: 0xffffffff, Name: "0xffffffff"}, false},
+		{"08", Table{}, true},
+		{"0x", Table{}, true},
+		{"0b1", Table{}, true},
+		{"1_000", Table{}, true},
 		{"4294967296", Table{}, true},
 	}
 	for _, c := range cases {
