@@ -93,6 +93,44 @@ func warnWorldAccessible(path string, stderr io.Writer) {
 	}
 }
 
+// scriptVars are wg-quick's script variables for hooks (${ADDRESSES[@]},
+// $WG_CONFIG, ...) from the file at path, parsed as c into s. The file is
+// read again for WG_CONFIG, which keeps its lines as written.
+func scriptVars(path string, c *conf.Config, s netcfg.Settings) *netcfg.ScriptVars {
+	data, _ := os.ReadFile(path)
+	return &netcfg.ScriptVars{Settings: s, WGConfig: wgQuickConfig(data), SaveConfig: c.Interface.SaveConfig, Program: programName()}
+}
+
+// programName is wg-quick's PROGRAM, the name it was run by.
+func programName() string { return filepath.Base(os.Args[0]) }
+
+// wgQuickConfig is wg-quick's WG_CONFIG for a file: each line as bash's
+// `read -r` gives it (blanks around it gone) and a newline, except the
+// wg-quick keys of [Interface] sections, matched as wg-quick matches them
+// (the key before '=' and any '#', blanks around it trimmed, any case).
+func wgQuickConfig(data []byte) string {
+	var b strings.Builder
+	inInterface := false
+	for raw := range strings.Lines(string(data)) {
+		line := strings.Trim(strings.TrimSuffix(raw, "\n"), " \t")
+		stripped, _, _ := strings.Cut(line, "#")
+		key, _, _ := strings.Cut(stripped, "=")
+		key = strings.TrimSpace(key)
+		if strings.HasPrefix(key, "[") {
+			inInterface = strings.EqualFold(key, "[Interface]")
+		}
+		if inInterface {
+			switch strings.ToLower(key) {
+			case "address", "mtu", "dns", "table", "preup", "predown", "postup", "postdown", "saveconfig":
+				continue
+			}
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
 // settingsFor turns a config and its resolved transaction into what netcfg
 // needs.
 func settingsFor(iface string, c *conf.Config, cfg *device.Config) netcfg.Settings {

@@ -187,3 +187,15 @@ func TestLockInterface(t *testing.T) {
 		t.Fatal("second lock not taken after the first was released")
 	}
 }
+
+// TestWgQuickConfig: WG_CONFIG, as hooks see it, is the file less
+// wg-quick's own [Interface] keys, matched as wg-quick matches them, each
+// line as `read -r` gives it.
+func TestWgQuickConfig(t *testing.T) {
+	in := "# top\n[Interface]\n  PrivateKey = k  \nAddress = 198.18.0.1/24\n mtu=1400 # c\nPostUp = x\r\nListenPort = 1\n" +
+		"Pre Up = y\n[Peer]\nPublicKey = p\nAddress = not interface\n[interface]\nTABLE = off\nDNS = 198.18.0.53\nSaveConfig = true\nlast"
+	want := "# top\n[Interface]\nPrivateKey = k\nListenPort = 1\nPre Up = y\n[Peer]\nPublicKey = p\nAddress = not interface\n[interface]\nlast\n"
+	if got := wgQuickConfig([]byte(in)); got != want {
+		t.Fatalf("wgQuickConfig =\n%q\nwant\n%q", got, want)
+	}
+}

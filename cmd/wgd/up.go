@@ -227,7 +227,9 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 		}
 		return nil
 	}
-	if _, err := q.runner(t.path).Up(ctx, st.Settings, dev); err != nil {
+	r := q.runner(t.path)
+	r.Vars = scriptVars(t.path, c, st.Settings)
+	if _, err := r.Up(ctx, st.Settings, dev); err != nil {
 		if d != nil {
 			d.close()
 		}
@@ -346,6 +348,7 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 		return fmt.Errorf("`%s' is not in this network namespace, but its daemon is running: run down where it is", t.iface)
 	}
 	var saved netcfg.Settings // what SaveConfig writes
+	var vars *netcfg.ScriptVars
 	if err != nil {
 		if !present {
 			_ = deleteInterface(t.iface)
@@ -357,6 +360,7 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 			return lerr
 		}
 		st = &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, &device.Config{}), SaveConfig: c.Interface.SaveConfig}
+		vars = scriptVars(t.path, c, st.Settings)
 	} else {
 		if !present {
 			fmt.Fprintf(q.stderr, "Warning: `%s' is gone (its daemon stopped?): removing what up left behind\n", t.iface)
@@ -372,10 +376,14 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 			saved = fileKeys(st.Settings, c)
 			fileHooks(&st.Settings, c)
 			st.SaveConfig = c.Interface.SaveConfig
+			vars = scriptVars(st.ConfigPath, c, saved)
 		}
 	}
 	if saved.Interface == "" {
 		saved = st.Settings
+	}
+	if vars == nil {
+		vars = &netcfg.ScriptVars{Settings: st.Settings, SaveConfig: st.SaveConfig, Program: programName()}
 	}
 	dev := quickDevice(t.iface, q, func() *daemon { return own })
 	dev.Going = own != nil
@@ -389,7 +397,9 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 			return saveConfig(st.ConfigPath, t.iface, saved, true, info, peers)
 		}
 	}
-	err = q.runner(st.ConfigPath).Down(ctx, st.Settings, dev)
+	r := q.runner(st.ConfigPath)
+	r.Vars = vars
+	err = r.Down(ctx, st.Settings, dev)
 	if _, lerr := netlink.LinkByName(t.iface); lerr == nil && own == nil {
 		return err // a failing PreDown (or a link that would not go): still up
 	}

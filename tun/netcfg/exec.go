@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -64,10 +65,11 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 		shell = []string{"bash", "-e", "-o", "pipefail", "-c"}
 	}
 	env := r.hookEnv(iface)
+	prelude := r.Vars.prelude(iface, r.ConfigFile)
 	for _, h := range hooks {
 		h = expandHook(h, iface)
 		r.printf("[#] %s", h)
-		argv := append(append([]string(nil), shell...), h)
+		argv := append(append([]string(nil), shell...), prelude+h)
 		if err := r.run(ctx, command{argv: argv, env: env}); err != nil {
 			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %w", ErrHook, err))
 		}
@@ -81,6 +83,99 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 func (r *Runner) hookEnv(iface string) []string {
 	env := os.Environ()
 	return append(env, "INTERFACE="+iface, "CONFIG_FILE="+r.ConfigFile, "LC_ALL=C")
+}
+
+// ScriptVars are the rest of wg-quick's script variables. wg-quick evals a
+// hook in a subshell of its own script, so a hook can read what the script
+// parsed from the file: ${ADDRESSES[@]}, $MTU, ${DNS[@]}, ${DNS_SEARCH[@]},
+// $TABLE, the hook arrays, $SAVE_CONFIG, $WG_CONFIG (the file without
+// wg-quick's own keys) and $PROGRAM. They are set as shell variables (not
+// exported, as in wg-quick) in front of each hook.
+type ScriptVars struct {
+	Settings   Settings // the file's [Interface] values
+	WGConfig   string
+	SaveConfig bool
+	Program    string
+}
+
+// prelude renders v as bash assignments on the hook's own first line, so
+// that bash's "line N" in a hook's error messages stays as in wg-quick. A
+// nil v sets nothing.
+func (v *ScriptVars) prelude(iface, configFile string) string {
+	if v == nil {
+		return ""
+	}
+	s := &v.Settings
+	var b strings.Builder
+	scalar := func(name, val string) {
+		b.WriteString(name + "=" + bashQuote(val) + "; ")
+	}
+	array := func(name string, vals []string) {
+		b.WriteString(name + "=(")
+		for i, val := range vals {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(bashQuote(val))
+		}
+		b.WriteString("); ")
+	}
+	scalar("INTERFACE", iface)
+	scalar("CONFIG_FILE", configFile)
+	scalar("WG_CONFIG", v.WGConfig)
+	addrs := make([]string, len(s.Addresses))
+	for i, a := range s.Addresses {
+		addrs[i] = a.String()
+	}
+	array("ADDRESSES", addrs)
+	mtu := ""
+	if s.MTU != 0 {
+		mtu = strconv.Itoa(s.MTU)
+	}
+	scalar("MTU", mtu)
+	dns := make([]string, len(s.DNS))
+	for i, a := range s.DNS {
+		dns[i] = a.String()
+	}
+	array("DNS", dns)
+	array("DNS_SEARCH", s.DNSSearch)
+	scalar("TABLE", s.Table)
+	array("PRE_UP", s.PreUp)
+	array("POST_UP", s.PostUp)
+	array("PRE_DOWN", s.PreDown)
+	array("POST_DOWN", s.PostDown)
+	save := "0"
+	if v.SaveConfig {
+		save = "1"
+	}
+	scalar("SAVE_CONFIG", save)
+	scalar("PROGRAM", v.Program)
+	return b.String()
+}
+
+// bashQuote quotes s as a bash $'...' string, which keeps newlines and
+// every other byte on one line. NUL, which no bash string can hold, is
+// dropped.
+func bashQuote(s string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0:
+		case c == '\\' || c == '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
 
 func quote(s string) string { return "`" + s + "'" }

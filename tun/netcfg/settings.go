@@ -95,13 +95,17 @@ type Runner struct {
 	// Stdout and Stderr receive the output of hooks and tools; nil means
 	// the process's own.
 	Stdout, Stderr io.Writer
-	// Shell runs hooks; nil means {"bash", "-e", "-o", "pipefail", "-c"}:
+	// Shell runs hooks (a bash, since Vars are bash arrays); nil means
+	// {"bash", "-e", "-o", "pipefail", "-c"}:
 	// wg-quick evaluates a hook in a subshell of its own script, which runs
 	// under set -e -o pipefail, so a failing command inside a hook fails it.
 	Shell []string
 	// ConfigFile is the config's path, given to hooks as CONFIG_FILE (with
 	// INTERFACE and LC_ALL=C), the wg-quick variables hooks use most.
 	ConfigFile string
+	// Vars, if set, are wg-quick's other script variables, set in front
+	// of every hook.
+	Vars *ScriptVars
 	// Resolvconf, Resolvectl and Nft are argv prefixes for the tools; nil
 	// means the name looked up in PATH through LookPath.
 	Resolvconf, Resolvectl, Nft []string

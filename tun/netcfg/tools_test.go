@@ -95,3 +95,38 @@ func TestHooksRunAsWgQuick(t *testing.T) {
 		}
 	}
 }
+
+// TestHookScriptVars: a hook reads wg-quick's script variables (arrays
+// too), whatever bytes the values hold, and bash's line numbers in a
+// hook's errors stay as without them.
+func TestHookScriptVars(t *testing.T) {
+	var out bytes.Buffer
+	tricky := "a'b\\c\"d $(touch /nonexistent) `x`\nnext\r\x01\x7f\x00é"
+	r := &Runner{Stdout: &out, Stderr: &out, ConfigFile: "/etc/wireguard/wg0.conf", Vars: &ScriptVars{
+		Settings: Settings{
+			Addresses: prefixes("198.18.0.1/24", "fd00::1/64"),
+			MTU:       1380,
+			Table:     "1234",
+			DNS:       []netip.Addr{netip.MustParseAddr("198.18.0.53")},
+			DNSSearch: []string{"example.test", "~."},
+			PostUp:    []string{"first", tricky},
+		},
+		WGConfig:   "[Interface]\nPrivateKey = x\n",
+		SaveConfig: true,
+		Program:    "wgd",
+	}}
+	hook := `printf '[%s]' "${ADDRESSES[@]}" "$MTU" "${DNS[@]}" "${DNS_SEARCH[@]}" "$TABLE" "${#POST_UP[@]}" "${POST_UP[1]}" "${#PRE_UP[@]}" "$SAVE_CONFIG" "$PROGRAM" "$INTERFACE" "$CONFIG_FILE" "$WG_CONFIG"`
+	if err := r.runHooks(context.Background(), "PostUp", "wg0", []string{hook}); err != nil {
+		t.Fatalf("err %v, out %q", err, out.String())
+	}
+	want := "[198.18.0.1/24][fd00::1/64][1380][198.18.0.53][example.test][~.][1234][2][" +
+		strings.ReplaceAll(tricky, "\x00", "") + "][0][1][wgd][wg0][/etc/wireguard/wg0.conf][[Interface]\nPrivateKey = x\n]"
+	if out.String() != want {
+		t.Fatalf("hook printed\n%q\nwant\n%q", out.String(), want)
+	}
+	out.Reset()
+	err := r.runHooks(context.Background(), "PostUp", "wg0", []string{`echo "a`})
+	if err == nil || !strings.Contains(out.String(), "line 1:") {
+		t.Fatalf("err %v, out %q: want bash's error on line 1", err, out.String())
+	}
+}
