@@ -256,6 +256,21 @@ func TestE2EQuickFailedPostUpRollsBack(t *testing.T) {
 	assertGone(t, s.a.ns, s.a.iface)
 }
 
+// TestE2EQuickUnresolvableEndpoint: an endpoint that does not resolve
+// stops up before anything exists, with wg's reason and its "Configuration
+// parsing error" for the file (it said "invalid set arguments").
+func TestE2EQuickUnresolvableEndpoint(t *testing.T) {
+	s := newQuickSetup(t)
+	text := fmt.Sprintf("[Interface]\nPrivateKey = %s\nAddress = 198.19.0.1/24\n[Peer]\nPublicKey = %s\nEndpoint = [fe80::1%%nosuchif0]:51820\nAllowedIPs = 198.19.0.2/32\n", s.a.priv, s.b.pub)
+	path := writeQuickConf(t, s.dir, s.a.iface, text)
+	r := wgdIn(t, s.a.ns, "up", path)
+	if r.code != 1 {
+		t.Fatalf("up: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	contains(t, "up output", r.stderr, "Name or service not known: `[fe80::1%nosuchif0]:51820'\n", "wgd: "+path+": Configuration parsing error\n")
+	assertGone(t, s.a.ns, s.a.iface)
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]

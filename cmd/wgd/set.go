@@ -363,7 +363,11 @@ func resolveEndpoint(e *wgEnv, v string) (netip.AddrPort, error) {
 			return fail("Temporary failure in name resolution: `%s'\n", v)
 		}
 		retries--
-		fmt.Fprintf(e.Stderr, "Temporary failure in name resolution: `%s'. Trying again in %.2f seconds...\n", v, pause.Seconds())
+		progress := e.Progress
+		if progress == nil {
+			progress = e.Stderr
+		}
+		fmt.Fprintf(progress, "Temporary failure in name resolution: `%s'. Trying again in %.2f seconds...\n", v, pause.Seconds())
 		e.Sleep(pause)
 		pause = min(20*time.Second, pause*6/5)
 	}

@@ -115,6 +115,16 @@ func newQuickIO(cmd *cobra.Command) quickIO {
 	return quickIO{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), cmd: cmd}
 }
 
+// confErr is up's and reload's error for a file whose values wg's parsing
+// refused (an endpoint that does not resolve, say) after printing why: wg
+// says "Configuration parsing error", and so does this, with the file.
+func confErr(path string, err error) error {
+	if errors.Is(err, errSetArgs) {
+		return fmt.Errorf("%s: Configuration parsing error", path)
+	}
+	return fmt.Errorf("config %s: %w", path, err)
+}
+
 // runner is the netcfg runner for the config file at path (hooks see it as
 // CONFIG_FILE).
 func (q quickIO) runner(path string) *netcfg.Runner {
@@ -178,7 +188,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	e := q.env()
 	cfg, err := confToDevice(e, conf.Strip(c), true)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", t.path, err)
+		return confErr(t.path, err)
 	}
 	st := &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, cfg), SaveConfig: c.Interface.SaveConfig}
 	var d *daemon
@@ -509,7 +519,7 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 	e := q.env()
 	cfg, err := confToDevice(e, conf.Strip(c), true)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", t.path, err)
+		return confErr(t.path, err)
 	}
 	_, current, err := e.Backend.Get(iface)
 	if err != nil {

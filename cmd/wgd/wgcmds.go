@@ -46,9 +46,13 @@ type resolver interface {
 // wgEnv is everything a wg-compatible command reads from or writes to the
 // outside world, so that the commands are plain functions under test.
 type wgEnv struct {
-	Prog      string // program name in usage lines
-	Stdout    io.Writer
-	Stderr    io.Writer
+	Prog   string // program name in usage lines
+	Stdout io.Writer
+	Stderr io.Writer
+	// Progress gets the lines that tell of a wait while it lasts (wg's
+	// "Trying again in N seconds..."), which a held-back Stderr would
+	// only show at the end; nil means Stderr.
+	Progress  io.Writer
 	StdoutTTY bool
 	Getenv    func(string) string
 	Now       func() time.Time
@@ -198,6 +202,7 @@ func runWgCommand(cmd *cobra.Command, run func(*wgEnv, []string) int, args []str
 	e := newWgEnv(cmd)
 	var msg strings.Builder
 	e.Stderr = &msg
+	e.Progress = cmd.ErrOrStderr()
 	if run(e, args) != 0 {
 		if msg.Len() == 0 {
 			return errWgFailed

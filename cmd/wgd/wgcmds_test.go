@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -542,5 +543,37 @@ func TestAddWgCommands(t *testing.T) {
 	root.SetArgs([]string{"show", "--help"})
 	if err := root.Execute(); err != nil || !strings.HasPrefix(errb.String(), "Usage: wgd show {") {
 		t.Errorf("show --help: err %v, stderr %q", err, errb.String())
+	}
+}
+
+// tempFailResolver fails every lookup as a resolver with no DNS server
+// does: temporarily.
+type tempFailResolver struct{}
+
+func (tempFailResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return nil, &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}
+}
+
+// TestResolveRetriesShowWhileWaiting: wg prints each "Trying again" line
+// before it waits. The wg commands hold their stderr back until they know
+// whether they failed; the retry lines go to Progress at once, so that a
+// minute of retries is not a minute of silence.
+func TestResolveRetriesShowWhileWaiting(t *testing.T) {
+	e, _, held := newTestEnv(&fakeBackend{}, time.Unix(0, 0))
+	var progress bytes.Buffer
+	e.Progress = &progress
+	e.Resolver = tempFailResolver{}
+	env := map[string]string{"WG_ENDPOINT_RESOLUTION_RETRIES": "2"}
+	e.Getenv = func(k string) string { return env[k] }
+	var seen []string
+	e.Sleep = func(d time.Duration) { seen = append(seen, progress.String()) }
+	if _, err := resolveEndpoint(e, "vpn.invalid:51820"); !errors.Is(err, errSetArgs) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(seen) != 2 || !strings.HasSuffix(seen[0], "Trying again in 1.00 seconds...\n") || !strings.HasSuffix(seen[1], "Trying again in 1.20 seconds...\n") {
+		t.Fatalf("progress at each sleep: %q", seen)
+	}
+	if held.String() != "Temporary failure in name resolution: `vpn.invalid:51820'\n" {
+		t.Fatalf("held stderr %q", held.String())
 	}
 }
