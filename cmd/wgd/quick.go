@@ -351,27 +351,52 @@ func checkNetAdmin() error {
 // removed the firewall tables up had just added, or the socket of the
 // daemon it had just started. It waits up to 30 s for another holder, and
 // goes on without a lock where /run/wgd cannot be written (the record is
-// best effort there too). The returned func releases it; calling it again
-// does nothing.
+// best effort there too). The returned func releases it and removes the
+// file, so that no lock files pile up; calling it again does nothing.
+//
+// Removing the file is safe because a locker checks, once it holds the
+// flock, that the path still names the file it locked: one that was
+// removed (and maybe created anew) by the holder before is let go and the
+// path opened again.
 func lockInterface(iface string) (func(), error) {
 	none := func() {}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return none, nil
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, iface+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return none, nil
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
+	path := filepath.Join(stateDir, iface+".lock")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return none, nil
 		}
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			if !lockedPathIs(f, path) {
+				f.Close()
+				continue
+			}
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					os.Remove(path)
+					f.Close()
+				})
+			}, nil
+		}
+		f.Close()
 		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
 			return nil, fmt.Errorf("%s: another wgd up, down or reload of it is still running: %w", iface, err)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	var once sync.Once
-	return func() { once.Do(func() { f.Close() }) }, nil
+}
+
+// lockedPathIs reports whether path still names the open file f.
+func lockedPathIs(f *os.File, path string) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	pi, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, pi)
 }
