@@ -157,7 +157,8 @@ func publicKeyOf(k noise.PrivateKey) noise.PublicKey {
 }
 
 // setStatic changes the device identity to priv (zero: none): every peer's
-// precomputed static DH changes and every session ends. cfgMu is held.
+// precomputed static DH changes and every session stops sending (it still
+// receives, as in the references). cfgMu is held.
 func (d *Device) setStatic(priv noise.PrivateKey) {
 	var static *noise.Static
 	if !priv.IsZero() {
@@ -171,7 +172,7 @@ func (d *Device) setStatic(priv noise.PrivateKey) {
 	defer d.peersMu.Unlock()
 	for p := d.peerList.head; p != nil; p = p.nextInList {
 		p.mu.Lock()
-		p.zeroKeysLocked()
+		p.expireSendingLocked()
 		p.hs.SetLocal(d.staticOrPlaceholder())
 		// A handshake under the old identity can never complete: the next
 		// packet starts one under the new identity at once, not up to

@@ -3,6 +3,7 @@ package device
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/wgdvpn/wgd/noise"
 )
@@ -142,5 +143,35 @@ func TestNewPrivateKeyHandshakesAtOnce(t *testing.T) {
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("after the new key")))
 	if c := a.dev.Counters(); c.HandshakesDone != 2 {
 		t.Errorf("a: %d handshakes completed, want 2", c.HandshakesDone)
+	}
+}
+
+// TestNewPrivateKeyStillReceives: a new private key stops the old sessions
+// from sending but not from receiving, as in wireguard-go and the kernel
+// module: the peer, which does not know the new key yet, still gets its
+// packets through, and our next packet asks for a handshake under the new
+// identity instead of going out on the old session.
+func TestNewPrivateKeyStillReceives(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("before")))
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("before, back")))
+
+	fresh := newKey(t)
+	if err := a.dev.Apply(&Config{PrivateKey: &fresh}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("on the old session")))
+	a.write(t, udp4(a.addr, b.addr, []byte("not on the old session")))
+	if got := b.read(t, 300*time.Millisecond); got != nil {
+		t.Fatalf("b got %x: a sealed on a session of its old identity", got)
+	}
+	// b cannot place an initiation from a key it does not know.
+	for deadline := time.Now().Add(5 * time.Second); b.dev.Counters().UnknownPeer == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a sent no initiation under its new key: b %+v", b.dev.Counters())
+		}
 	}
 }

@@ -143,6 +143,25 @@ func (p *Peer) zeroKeysLocked() {
 	p.hs.Clear()
 }
 
+// expireSendingLocked ends p's sessions for sending but not for
+// receiving, and drops a handshake in progress, as the kernel module and
+// wireguard-go do when the device's private key changes: what the peer
+// still sends on the old session (it does not know the new key yet) is
+// delivered and counted, and the next packet to it starts a handshake
+// under the new identity. p.mu is held.
+func (p *Peer) expireSendingLocked() {
+	for _, slot := range []*atomic.Pointer[keypair]{&p.current, &p.next} {
+		if kp := slot.Load(); kp != nil {
+			kp.ExpireSending()
+		}
+	}
+	if p.handshakeIndex != 0 {
+		p.dev.indices.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	p.hs.Clear()
+}
+
 // retire takes a keypair out of service. Its memory is not zeroed here:
 // crypto workers may still hold it for a packet in flight; it becomes
 // unreachable and is collected.

@@ -53,6 +53,13 @@ func (kp *Keypair) NextCounter() (uint64, bool) {
 	return c, true
 }
 
+// ExpireSending uses up the send counters: the keypair still opens what
+// the peer sends but seals nothing more, so the next packet asks for a new
+// handshake (the references' "expire current keypairs").
+func (kp *Keypair) ExpireSending() {
+	kp.sendCounter.Store(RejectAfterMessages)
+}
+
 // SendCount is the number of counters handed out so far, which the device
 // compares with RekeyAfterMessages.
 func (kp *Keypair) SendCount() uint64 {
