@@ -54,6 +54,9 @@ type Options struct {
 	// NoUDPOffload keeps UDP GSO and GRO off even where the kernel has
 	// them: for tests and comparisons, and as an escape hatch.
 	NoUDPOffload bool
+	// Routes tells of routing changes (see Routes); nil means the host's,
+	// over rtnetlink.
+	Routes Routes
 }
 
 // ErrClosed is returned by operations on a closed device.
@@ -167,6 +170,11 @@ func New(opts Options) (*Device, error) {
 			d.fail(err)
 		}
 	}()
+	routes := opts.Routes
+	if routes == nil {
+		routes = hostRoutes{}
+	}
+	d.watchRoutes(routes)
 	return d, nil
 }
 

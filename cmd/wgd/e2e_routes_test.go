@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2ERouteChangeMovesSource: peer B has two uplinks to a router M, A
+// sits behind M. B's sticky source is the address of the uplink its route
+// to A uses; when that route goes, B's next packets must leave from the
+// other uplink's address (A then roams to it), and when the preferred route
+// comes back, from the first again. Before wgd followed route changes, B
+// kept sending from the old address until a handshake timer cleared it:
+// about 15 s, and for good on a router that checks source addresses.
+func TestE2ERouteChangeMovesSource(t *testing.T) {
+	needRoot(t)
+	a, m, b := newNetns(t, "rta"), newNetns(t, "rtm"), newNetns(t, "rtb")
+	links := []struct{ ns1, if1, ns2, if2, addr1, addr2 string }{
+		{a, "rtva", m, "rtma", "198.18.1.1/24", "198.18.1.254/24"},
+		{b, "rtvb1", m, "rtmb1", "198.18.2.1/24", "198.18.2.254/24"},
+		{b, "rtvb2", m, "rtmb2", "198.18.3.1/24", "198.18.3.254/24"},
+	}
+	for _, ns := range []string{a, m, b} {
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	for _, l := range links {
+		run(t, "ip", "link", "add", l.if1, "netns", l.ns1, "type", "veth", "peer", "name", l.if2, "netns", l.ns2)
+		run(t, "ip", "-n", l.ns1, "addr", "add", l.addr1, "dev", l.if1)
+		run(t, "ip", "-n", l.ns2, "addr", "add", l.addr2, "dev", l.if2)
+		run(t, "ip", "-n", l.ns1, "link", "set", l.if1, "up")
+		run(t, "ip", "-n", l.ns2, "link", "set", l.if2, "up")
+	}
+	run(t, "ip", "netns", "exec", m, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	run(t, "ip", "-n", a, "route", "add", "198.18.0.0/15", "via", "198.18.1.254")
+	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.2.254", "metric", "10")
+	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.3.254", "metric", "20")
+
+	dir := t.TempDir()
+	ifA, ifB := fmt.Sprintf("wgra%d", os.Getpid()%100000), fmt.Sprintf("wgrb%d", os.Getpid()%100000)
+	privA, pubA := genKeyPair(t)
+	privB, pubB := genKeyPair(t)
+	for _, k := range []struct{ name, priv string }{{"a.key", privA}, {"b.key", privB}} {
+		if err := os.WriteFile(dir+"/"+k.name, []byte(k.priv+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "-n", a, "link", "del", ifA).Run()
+		exec.Command("ip", "-n", b, "link", "del", ifB).Run()
+	})
+	run(t, "ip", "netns", "exec", a, wgdBin, ifA)
+	run(t, "ip", "netns", "exec", b, wgdBin, ifB)
+	run(t, "ip", "netns", "exec", a, wgdBin, "set", ifA, "private-key", dir+"/a.key", "listen-port", "51820",
+		"peer", pubB, "endpoint", "198.18.2.1:51820", "allowed-ips", "198.19.9.2/32")
+	run(t, "ip", "netns", "exec", b, wgdBin, "set", ifB, "private-key", dir+"/b.key", "listen-port", "51820",
+		"peer", pubA, "endpoint", "198.18.1.1:51820", "allowed-ips", "198.19.9.1/32")
+	for _, s := range []struct{ ns, iface, addr string }{{a, ifA, "198.19.9.1/24"}, {b, ifB, "198.19.9.2/24"}} {
+		run(t, "ip", "-n", s.ns, "addr", "add", s.addr, "dev", s.iface)
+		run(t, "ip", "-n", s.ns, "link", "set", s.iface, "up")
+	}
+	// A's packets reach B at 198.18.2.1 on rtvb1: B's sticky source.
+	run(t, "ip", "netns", "exec", a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.19.9.2")
+	seenByA := func(want string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			exec.Command("ip", "netns", "exec", b, "ping", "-c", "1", "-W", "1", "198.19.9.1").Run()
+			got = run(t, "ip", "netns", "exec", a, wgdBin, "show", ifA, "endpoints")
+			if strings.Contains(got, "\t"+want+"\n") {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("A sees B at %q, want %s", strings.TrimSpace(got), want)
+	}
+	seenByA("198.18.2.1:51820")
+
+	run(t, "ip", "-n", b, "route", "del", "198.18.1.0/24", "via", "198.18.2.254")
+	seenByA("198.18.3.1:51820")
+	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.2.254", "metric", "10")
+	seenByA("198.18.2.1:51820")
+}
