@@ -1,7 +1,9 @@
 package device
 
 import (
+	"context"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -100,6 +102,36 @@ type logLimiter struct {
 func (l *logLimiter) allow(reason string, now time.Time) (held uint64, ok bool) {
 	ok, held = l.lim.Allow(reason, now)
 	return held, ok
+}
+
+// debugLogs reports whether drop lines (debug level) would be written at
+// all. The drop paths that a flood runs through (a full handshake backlog,
+// bad lengths and types, unknown indices) ask first: the limiter's lock
+// and map would otherwise cost the loop time on every dropped datagram for
+// lines nobody sees.
+func (d *Device) debugLogs() bool {
+	return d.log.Enabled(context.Background(), slog.LevelDebug)
+}
+
+// logDropFrom logs a drop of a datagram from a network address, within the
+// limit; its arguments are built only for a line that passes.
+func (d *Device) logDropFrom(reason string, from netip.AddrPort, now time.Time) {
+	if !d.debugLogs() {
+		return
+	}
+	if held, ok := d.logLim.allow(reason, now); ok {
+		logDrop(d.log, reason, held, "from", from)
+	}
+}
+
+// logDropPeer is logDropFrom for a drop on the way to or from a peer.
+func (d *Device) logDropPeer(reason string, p *Peer, now time.Time) {
+	if !d.debugLogs() {
+		return
+	}
+	if held, ok := d.logLim.allow(reason, now); ok {
+		logDrop(d.log, reason, held, "peer", p.short())
+	}
 }
 
 // logDrop writes the line allow let through.

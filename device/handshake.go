@@ -78,6 +78,7 @@ func (q *handshakeQueue) enqueue(b []byte, ep conn.Endpoint) {
 	default:
 		q.pool.Put(m)
 		q.d.counters.handshakeBacklog.Add(1)
+		q.d.logDropFrom("handshake backlog full", ep.Dst, q.d.clock.Now())
 	}
 }
 
@@ -129,10 +130,11 @@ func (d *Device) handleHandshakeMessage(msg []byte, ep conn.Endpoint) {
 	typ, err := noise.MessageType(msg)
 	if err != nil {
 		d.counters.badType.Add(1)
+		d.logDropFrom("bad type", ep.Dst, now)
 		return
 	}
 	if typ == noise.TypeCookieReply {
-		d.handleCookieReply(msg, now)
+		d.handleCookieReply(msg, ep, now)
 		return
 	}
 	if err := d.cookies.CheckMAC1(msg); err != nil {
@@ -145,11 +147,13 @@ func (d *Device) handleHandshakeMessage(msg []byte, ep conn.Endpoint) {
 	if d.hs.underLoad(now) {
 		if err := d.cookies.CheckMAC2(msg, ep.Dst, now); err != nil {
 			d.counters.invalidMAC2.Add(1)
+			d.logDropFrom("under load: no valid mac2, answered with a cookie", ep.Dst, now)
 			d.sendCookieReply(msg, ep, now)
 			return
 		}
 		if !d.limiter.allow(ep.Dst.Addr(), now) {
 			d.counters.rateLimited.Add(1)
+			d.logDropFrom("under load: rate limited", ep.Dst, now)
 			return
 		}
 	}
@@ -176,15 +180,17 @@ func (d *Device) sendCookieReply(msg []byte, ep conn.Endpoint, now time.Time) {
 	}
 }
 
-func (d *Device) handleCookieReply(msg []byte, now time.Time) {
+func (d *Device) handleCookieReply(msg []byte, ep conn.Endpoint, now time.Time) {
 	idx, err := noise.ReceiverIndex(msg)
 	if err != nil {
 		d.counters.badLength.Add(1)
+		d.logDropFrom("bad length", ep.Dst, now)
 		return
 	}
 	e, ok := d.indices.lookup(idx)
 	if !ok {
 		d.counters.unknownIndex.Add(1)
+		d.logDropFrom("unknown index", ep.Dst, now)
 		return
 	}
 	p := e.peer
@@ -192,7 +198,7 @@ func (d *Device) handleCookieReply(msg []byte, now time.Time) {
 	err = p.hs.ConsumeCookieReply(msg, now)
 	p.mu.Unlock()
 	if err != nil {
-		d.counters.handshakeFailed.Add(1)
+		d.countHandshakeError(err, "cookie reply", ep, now)
 	}
 }
 
@@ -272,11 +278,13 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	idx, err := noise.ReceiverIndex(msg)
 	if err != nil {
 		d.counters.badLength.Add(1)
+		d.logDropFrom("bad length", ep.Dst, now)
 		return
 	}
 	e, ok := d.indices.lookup(idx)
 	if !ok || e.kp != nil {
 		d.counters.unknownIndex.Add(1)
+		d.logDropFrom("unknown index", ep.Dst, now)
 		return
 	}
 	p := e.peer
@@ -284,6 +292,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	if p.handshakeIndex != idx {
 		p.mu.Unlock()
 		d.counters.unknownIndex.Add(1)
+		d.logDropFrom("unknown index", ep.Dst, now)
 		return
 	}
 	if err := p.hs.ConsumeResponse(msg, now); err != nil {

@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -124,5 +125,60 @@ func TestHandshakeGivesUp(t *testing.T) {
 	}
 	if !strings.Contains(la.String(), "attempts=20") {
 		t.Errorf("give-up line does not count 20 attempts:\n%s", la.String())
+	}
+}
+
+// TestEveryDropReasonLogged: hostile datagrams of each kind, many of
+// them, leave one rate-limited debug line per reason (with the sender), as
+// docs/usage.md promises; the log had none for most of them.
+func TestEveryDropReasonLogged(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	var lb logBuffer
+	a := newTestNode(t, clock, 1)
+	b := newTestNodeOpts(t, clock, 2, Options{Workers: -1, Logger: debugLogger(&lb)})
+	connect(t, a, b, lo4, 0)
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("session up")))
+
+	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	target := netip.AddrPortFrom(lo4, b.dev.Port())
+	data := make([]byte, noise.KeepaliveSize) // type 4, receiver index 0
+	data[0] = noise.TypeTransport
+	response := make([]byte, noise.ResponseSize) // an index b never gave
+	response[0] = noise.TypeResponse
+	kinds := map[string][]byte{
+		`reason="bad type"`:      {9, 0, 0, 0, 1, 2, 3},
+		`reason="bad length"`:    append([]byte{noise.TypeInitiation, 0, 0, 0}, make([]byte, 20)...),
+		`reason="unknown index"`: data,
+		`reason="invalid mac1"`:  response,
+	}
+	for range 50 {
+		for _, msg := range kinds {
+			if _, err := attacker.WriteToUDPAddrPort(msg, target); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	from := "from=" + attacker.LocalAddr().String()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := lb.String()
+		missing := ""
+		for want := range kinds {
+			if strings.Count(s, want) != 1 {
+				missing = want
+			}
+		}
+		if missing == "" && strings.Contains(s, from) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want one line for %s, from %s:\n%s", missing, from, s)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

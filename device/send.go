@@ -89,6 +89,9 @@ func (l *loop) route(j *job, buf []byte, n int, now time.Time) {
 	dst, ok := destination(pkt)
 	if !ok {
 		d.counters.badInnerPacket.Add(1)
+		if held, ok := d.logLim.allow("bad packet from the TUN", now); ok {
+			logDrop(d.log, "bad packet from the TUN", held)
+		}
 		l.putBuf(buf)
 		return
 	}
@@ -215,6 +218,7 @@ func (l *loop) stage(p *Peer, pkt []byte) {
 		copy(p.staged, p.staged[1:])
 		p.staged = p.staged[:len(p.staged)-1]
 		l.d.counters.stagingOverflow.Add(1)
+		l.d.logDropPeer("staging overflow", p, l.d.clock.Now())
 	}
 	p.staged = append(p.staged, append([]byte(nil), pkt...))
 }
@@ -332,6 +336,7 @@ func (l *loop) dropUnsealed(j *job) {
 	for _, e := range j.elems {
 		if e.out == nil {
 			l.d.counters.noKey.Add(1)
+			l.d.logDropPeer("no key", e.kp.peer, l.d.clock.Now())
 			l.putBuf(e.buf)
 			continue
 		}
