@@ -254,7 +254,7 @@ func TestE2EQuickUpAfterKilledDaemon(t *testing.T) {
 		t.Fatal("link still there after the daemon was killed")
 	}
 	out := mustWgd(t, s.a.ns, "up", path)
-	contains(t, "up output", out, "is gone")
+	contains(t, "up output", out, "an earlier up of `"+s.a.iface+"' was not taken down")
 	if got := ipIn(t, s.a.ns, "-4", "rule"); got != rules {
 		t.Errorf("rules after up over a killed one:\n%swant\n%s", got, rules)
 	}

@@ -109,6 +109,8 @@ func newQuickCmd(verb, short string, run func(*cobra.Command, quickTarget) error
 type quickIO struct {
 	stdout, stderr io.Writer
 	cmd            *cobra.Command // nil when run from the daemon (SIGHUP)
+	// staleAtUp says down runs for up, to clear what an earlier up left.
+	staleAtUp bool
 }
 
 func newQuickIO(cmd *cobra.Command) quickIO {
@@ -181,7 +183,9 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 		// down (its daemon was killed): take away what it left (policy
 		// rules, firewall tables, DNS), as down would, so that this up
 		// does not add them a second time.
-		if err := runDownLocked(ctx, t, q, nil); err != nil {
+		stale := q
+		stale.staleAtUp = true
+		if err := runDownLocked(ctx, t, stale, nil); err != nil {
 			return err
 		}
 	}
@@ -372,7 +376,10 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 		st = &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, &device.Config{}), SaveConfig: c.Interface.SaveConfig}
 		vars = scriptVars(t.path, c, st.Settings)
 	} else {
-		if !present {
+		switch {
+		case !present && q.staleAtUp:
+			fmt.Fprintf(q.stderr, "Warning: an earlier up of `%s' was not taken down (its daemon stopped, or another tool took it down): removing what it left behind\n", t.iface)
+		case !present:
 			fmt.Fprintf(q.stderr, "Warning: `%s' is gone (its daemon stopped?): removing what up left behind\n", t.iface)
 		}
 		if !t.named {
