@@ -49,14 +49,24 @@ func (d *Device) Apply(cfg *Config) error {
 		}
 	}
 	var keepalives []*Peer
-	created := false // the current section's peer did not exist before it
+	// created: the current section's peer did not exist before it.
+	// dummy: an earlier entry of the section removed its peer, or kept it
+	// from being created (update_only); wireguard-go then turns the
+	// section into a dummy peer that ignores the rest, sequels included.
+	created, dummy := false, false
 	for i := range cfg.Peers {
 		pc := &cfg.Peers[i]
 		if !pc.Sequel {
 			created = d.peers[pc.PublicKey] == nil
+			dummy = false
+		} else if dummy {
+			continue
 		}
 		if p := d.applyPeerLocked(pc, created); p != nil {
 			keepalives = append(keepalives, p)
+		}
+		if pc.Remove || (pc.UpdateOnly && created) {
+			dummy = true
 		}
 	}
 	d.peersMu.Unlock()

@@ -365,6 +365,43 @@ func TestDifferentialSetAgainstWireGuardGo(t *testing.T) {
 	}
 }
 
+// TestDifferentialFlagOrderings: the flag orderings wg and wgctrl never
+// send, each from an empty device, give wireguard-go's state. update_only
+// on an absent peer followed by allowed_ip and replace_allowed_ips created
+// the peer in wgd (and it sent handshakes to its endpoint); wireguard-go
+// ignores the rest of such a section.
+func TestDifferentialFlagOrderings(t *testing.T) {
+	d := newDiffPair(t)
+	keys := newDiffKeys(t, 2)
+	p, q := keys.pub[0].Hex(), keys.pub[1].Hex()
+	const (
+		u = "update_only=true\n"
+		r = "replace_allowed_ips=true\n"
+		x = "allowed_ip=198.18.20.0/24\n"
+		y = "allowed_ip=198.18.21.0/24\n"
+	)
+	ep := "endpoint=" + d.eps[0] + "\npersistent_keepalive_interval=0\n"
+	sections := []string{
+		u + x + r, u + x + r + y, u + r + x + r, u + x + r + ep, u + x + "remove=true\n" + y,
+		x + u + r + y, x + r + u + y, u + x, u + x + u, x + "remove=true\n" + y, r + x + r + y,
+		"remove=true\n" + x + r + y,
+	}
+	for _, sec := range sections {
+		for _, req := range []string{
+			"public_key=" + p + "\n" + sec + "\n",
+			"public_key=" + p + "\n" + u + x + r + "public_key=" + p + "\n" + sec + "\n",
+			"public_key=" + q + "\nallowed_ip=198.18.20.0/24\npublic_key=" + p + "\n" + sec + "\n",
+		} {
+			if e1, e2 := wgdApply(d.ours, "replace_peers=true\n\n"), wggoApply(d.theirs, "replace_peers=true\n\n"); e1 != 0 || e2 != 0 {
+				t.Fatalf("reset: errno %d, %d", e1, e2)
+			}
+			if diff, _ := d.apply(req); diff != "" {
+				t.Errorf("%s\nfor\n%s", diff, req)
+			}
+		}
+	}
+}
+
 // FuzzDifferentialSet feeds arbitrary request bodies (terminated by the
 // blank line wg always sends) to both implementations. The seeds are
 // transactions from the generator. Lines that set a private key are dropped
