@@ -3,12 +3,15 @@ package netcfg
 import (
 	"context"
 	"errors"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wgdvpn/wgd/conf"
 )
 
 func TestPickMTU(t *testing.T) {
@@ -92,8 +95,12 @@ func FuzzParseTable(f *testing.F) {
 			t.Fatalf("negative id %d", id)
 		}
 		tb, err := ParseTable(name, nil)
-		if err == nil && tb.Mode == TableFixed && tb.ID <= 0 {
+		if err == nil && tb.Mode == TableFixed && (tb.ID < 0 || tb.ID > math.MaxUint32) {
 			t.Fatalf("fixed table %q with id %d", name, tb.ID)
+		}
+		// A number is the number iproute2 reads (0, unspec, included).
+		if n, ok := conf.ParseTableNumber(name); ok && (err != nil || tb.Mode != TableFixed || tb.ID != int(n)) {
+			t.Fatalf("table number %q: %+v, %v; want id %d", name, tb, err, n)
 		}
 	})
 }
