@@ -210,7 +210,7 @@ func TestE2EQuickUpDown(t *testing.T) {
 	for _, side := range []quickSide{s.a, s.b} {
 		other := 3 - side.n
 		paths = append(paths, s.conf(t, side, fmt.Sprintf(
-			"Address = 198.19.0.%d/32, fd00:2::%d/128\nMTU = 1380\nPostUp = echo up %%i ${ADDRESSES[*]} $MTU >> %s\nPostDown = echo down %%i >> %s",
+			"Address = 198.19.0.%d/32, fd00:2::%d/128\nMTU = 1380\nPostUp = echo up %%i ${ADDRESSES[*]} $MTU >> %s\nPostDown = echo down %%i ${ADDRESSES[*]} >> %s",
 			side.n, side.n, hooks, hooks),
 			fmt.Sprintf("AllowedIPs = 198.19.0.%d/32, 198.19.%d0.0/24, fd00:2::%d/128", other, other, other)))
 	}
@@ -226,7 +226,7 @@ func TestE2EQuickUpDown(t *testing.T) {
 	ping(t, s.a.ns, "-6", "fd00:2::2")
 	for i, side := range []quickSide{s.a, s.b} {
 		out := mustWgd(t, side.ns, "down", paths[i])
-		contains(t, "down output", out, "[#] ip link delete dev "+side.iface, "[#] echo down "+side.iface)
+		contains(t, "down output", out, "[#] ip link delete dev "+side.iface, "[#] echo down "+side.iface+" ${ADDRESSES[*]}")
 		assertGone(t, side.ns, side.iface)
 		// down is idempotent: a second one succeeds and runs no hook.
 		out = mustWgd(t, side.ns, "down", paths[i])
@@ -234,7 +234,7 @@ func TestE2EQuickUpDown(t *testing.T) {
 	}
 	data, _ := os.ReadFile(hooks)
 	// The hooks read wg-quick's script variables as well.
-	want := fmt.Sprintf("up %s 198.19.0.1/32 fd00:2::1/128 1380\nup %s 198.19.0.2/32 fd00:2::2/128 1380\ndown %s\ndown %s\n", s.a.iface, s.b.iface, s.a.iface, s.b.iface)
+	want := fmt.Sprintf("up %s 198.19.0.1/32 fd00:2::1/128 1380\nup %s 198.19.0.2/32 fd00:2::2/128 1380\ndown %s 198.19.0.1/32 fd00:2::1/128\ndown %s 198.19.0.2/32 fd00:2::2/128\n", s.a.iface, s.b.iface, s.a.iface, s.b.iface)
 	if string(data) != want {
 		t.Errorf("hooks ran as\n%s\nwant\n%s", data, want)
 	}

@@ -393,7 +393,7 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 			saved = fileKeys(st.Settings, c)
 			fileHooks(&st.Settings, c)
 			st.SaveConfig = c.Interface.SaveConfig
-			vars = scriptVars(st.ConfigPath, c, saved)
+			vars = scriptVars(st.ConfigPath, c, settingsFor(t.iface, c, &device.Config{}))
 		}
 	}
 	if saved.Interface == "" {
