@@ -1,7 +1,11 @@
 package device
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,4 +98,49 @@ func TestRouteChangeClearsStaleSource(t *testing.T) {
 	if got := p.endpointCopy(); got.Src.IsValid() {
 		t.Fatalf("no route, endpoint %+v: want the source cleared", got)
 	}
+}
+
+// TestHostRoutesSurvivesOverflow: the host's route notices keep coming
+// after a burst of route changes larger than the socket holds (ENOBUFS),
+// and the burst itself is noticed. Before, the subscription ended at the
+// first receive error and the device stopped following routes for good.
+func TestHostRoutesSurvivesOverflow(t *testing.T) {
+	inNewNetns(t, func() {
+		ns := fmt.Sprintf("wgddev-%d", os.Getpid())
+		ch := make(chan struct{}, 1)
+		done := make(chan struct{})
+		defer close(done)
+		// A small socket buffer, so that the burst overflows it.
+		if err := (hostRoutes{rcvbuf: 4096}).Subscribe(ch, done); err != nil {
+			t.Fatal(err)
+		}
+		ipBatch := func(verb string, n int) {
+			t.Helper()
+			var b strings.Builder
+			for i := range n {
+				fmt.Fprintf(&b, "route %s 198.19.%d.%d/32 dev lo\n", verb, i/256, i%256)
+			}
+			cmd := exec.Command("ip", "-n", ns, "-batch", "-")
+			cmd.Stdin = strings.NewReader(b.String())
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("ip -batch: %v\n%s", err, out)
+			}
+		}
+		waitNotice := func(what string) {
+			t.Helper()
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no route notice after %s", what)
+			}
+		}
+		ipBatch("add", 20000) // far more than 1 MiB of notices
+		waitNotice("a burst of 20000 route adds")
+		time.Sleep(100 * time.Millisecond)
+		for len(ch) > 0 {
+			<-ch
+		}
+		ipBatch("del", 1)
+		waitNotice("one route change after the burst")
+	})
 }
