@@ -19,9 +19,11 @@ type Routes interface {
 	// is closed. Sends may be dropped while ch is full: one pending
 	// notice is enough.
 	Subscribe(ch chan<- struct{}, done <-chan struct{}) error
-	// Oif is the index of the interface a packet to dst carrying mark
-	// leaves by (0 and an error when there is no route).
-	Oif(dst netip.Addr, mark uint32) (int, error)
+	// Oif is the index of the interface a packet from src to dst
+	// carrying mark leaves by (0 and an error when there is no route). The
+	// source takes part, as in the kernel module's lookup, so that routing
+	// by source address (ip rule from ..., IPv6 from routes) is followed.
+	Oif(dst, src netip.Addr, mark uint32) (int, error)
 }
 
 // hostRoutes is Routes over rtnetlink in the device's network namespace.
@@ -69,8 +71,23 @@ func (h hostRoutes) Subscribe(ch chan<- struct{}, done <-chan struct{}) error {
 	return nil
 }
 
-func (hostRoutes) Oif(dst netip.Addr, mark uint32) (int, error) {
-	routes, err := netlink.RouteGetWithOptions(net.IP(dst.AsSlice()), &netlink.RouteGetOptions{Mark: mark})
+func (hostRoutes) Oif(dst, src netip.Addr, mark uint32) (int, error) {
+	return oifWith(nil, dst, src, mark)
+}
+
+// oifWith looks the route up over h (nil: a socket of its own).
+func oifWith(h *netlink.Handle, dst, src netip.Addr, mark uint32) (int, error) {
+	opts := &netlink.RouteGetOptions{Mark: mark}
+	if src.IsValid() {
+		opts.SrcAddr = net.IP(src.AsSlice())
+	}
+	var routes []netlink.Route
+	var err error
+	if h != nil {
+		routes, err = h.RouteGetWithOptions(net.IP(dst.AsSlice()), opts)
+	} else {
+		routes, err = netlink.RouteGetWithOptions(net.IP(dst.AsSlice()), opts)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -147,7 +164,7 @@ func (d *Device) recheckSources(r Routes) {
 		if !ep.Src.IsValid() || ep.Ifindex == 0 {
 			continue
 		}
-		oif, err := r.Oif(ep.Dst.Addr(), mark)
+		oif, err := r.Oif(ep.Dst.Addr(), ep.Src, mark)
 		if err == nil && oif == int(ep.Ifindex) {
 			continue
 		}

@@ -29,7 +29,7 @@ func (f *fakeRoutes) Subscribe(ch chan<- struct{}, done <-chan struct{}) error {
 	return nil
 }
 
-func (f *fakeRoutes) Oif(netip.Addr, uint32) (int, error) {
+func (f *fakeRoutes) Oif(netip.Addr, netip.Addr, uint32) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookups++

@@ -50,12 +50,19 @@ func newWatcher(tunFd int, out chan<- Event, done <-chan struct{}) (*watcher, er
 
 // run subscribes in the link's namespace and reads until the device closes
 // or the link is deleted, subscribing again after a move. It closes out on
-// return, so the consumer's range loop ends.
+// return, so the consumer's range loop ends. When it cannot subscribe (or
+// resubscribed too often) it says so with EventUnwatched and waits for the
+// close: the link is not gone, and a closed channel would say it was.
 func (w *watcher) run() {
 	defer close(w.out)
-	for i := 0; i < maxSubscriptions; i++ {
+	for i := 0; ; i++ {
+		if i == maxSubscriptions {
+			w.unwatched(errors.New("netlink subscription lost too often"))
+			return
+		}
 		ch, stop, err := w.subscribe()
 		if err != nil {
+			w.unwatched(err)
 			return
 		}
 		reason := w.consume(ch)
@@ -78,6 +85,14 @@ func (w *watcher) run() {
 	}
 }
 
+// unwatched reports that link messages are no longer followed and waits
+// until the device closes.
+func (w *watcher) unwatched(err error) {
+	if w.emit(Event{Kind: EventUnwatched, Err: err}) {
+		<-w.done
+	}
+}
+
 // subscribe opens a link subscription in the namespace the link is in now,
 // with a dump of the existing links so the state is in sync after a move.
 func (w *watcher) subscribe() (chan netlink.LinkUpdate, chan struct{}, error) {
@@ -88,8 +103,14 @@ func (w *watcher) subscribe() (chan netlink.LinkUpdate, chan struct{}, error) {
 	opts := netlink.LinkSubscribeOptions{ListExisting: true}
 	if ns >= 0 {
 		defer unix.Close(ns)
-		h := netns.NsHandle(ns)
-		opts.Namespace = &h
+		// Only a link in another namespace needs the subscription opened
+		// there, which takes setns(2) and so CAP_SYS_ADMIN: with only
+		// CAP_NET_ADMIN (the systemd unit, a container with
+		// --cap-add NET_ADMIN) subscribing failed.
+		if same, err := sameNetns(ns); err != nil || !same {
+			h := netns.NsHandle(ns)
+			opts.Namespace = &h
+		}
 	}
 	ch := make(chan netlink.LinkUpdate, 8)
 	stop := make(chan struct{})

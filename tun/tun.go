@@ -74,6 +74,11 @@ const (
 	EventMTU
 	// EventDeleted: the link was deleted; Read now returns ErrDeleted.
 	EventDeleted
+	// EventUnwatched: link messages cannot be followed any more
+	// (Event.Err says why, e.g. the netlink subscription was refused):
+	// MTU changes are no longer reported. Deletion still shows, as
+	// ErrDeleted from Read. No event follows it.
+	EventUnwatched
 )
 
 // String names the kind for logs.
@@ -87,6 +92,8 @@ func (k EventKind) String() string {
 		return "mtu"
 	case EventDeleted:
 		return "deleted"
+	case EventUnwatched:
+		return "unwatched"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -94,7 +101,8 @@ func (k EventKind) String() string {
 // Event is one change of the link.
 type Event struct {
 	Kind EventKind
-	MTU  int // the new MTU for EventMTU, else 0
+	MTU  int   // the new MTU for EventMTU, else 0
+	Err  error // why, for EventUnwatched
 }
 
 func checkMTU(mtu int) error {

@@ -425,6 +425,11 @@ func (d *daemon) wait(ctx context.Context, onHUP func()) error {
 				d.log.Info("MTU updated", "mtu", ev.MTU)
 				d.dev.SetMTU(ev.MTU)
 			}
+			if ev.Kind == tun.EventUnwatched {
+				// The TUN's reads still tell of its deletion.
+				d.log.Warn("not following the interface's link changes: MTU changes will not be seen until restart", "err", ev.Err)
+				events = nil
+			}
 		case <-ctx.Done():
 			d.log.Info("shutting down", "reason", "signal")
 			return nil

@@ -84,3 +84,43 @@ func TestE2ERouteChangeMovesSource(t *testing.T) {
 	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.2.254", "metric", "10")
 	seenByA("198.18.2.1:51820")
 }
+
+// TestE2EDaemonWithOnlyNetAdmin runs both daemons with only the
+// capabilities the systemd unit grants (CAP_NET_ADMIN and
+// CAP_NET_BIND_SERVICE, no new privileges), as a container with
+// --cap-add NET_ADMIN has too. The link watcher's subscription used
+// setns(2), which needs CAP_SYS_ADMIN: it failed, and the daemon took
+// that for the interface's deletion and stopped at once.
+func TestE2EDaemonWithOnlyNetAdmin(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	p := newNetnsPair(t)
+	dir := t.TempDir()
+	type side struct{ ns, iface, key, pub string }
+	a := side{ns: p.a, iface: fmt.Sprintf("wgca%d", os.Getpid()%100000)}
+	b := side{ns: p.b, iface: fmt.Sprintf("wgcb%d", os.Getpid()%100000)}
+	for _, s := range []*side{&a, &b} {
+		priv, pub := genKeyPair(t)
+		s.key, s.pub = dir+"/"+s.iface+".key", pub
+		if err := os.WriteFile(s.key, []byte(priv+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { exec.Command("ip", "-n", s.ns, "link", "del", s.iface).Run() })
+		run(t, "ip", "netns", "exec", s.ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all,+net_admin,+net_bind_service",
+			"--no-new-privs", wgdBin, s.iface)
+	}
+	for i, s := range []side{a, b} {
+		other, n := b, i+1
+		if i == 1 {
+			other = a
+		}
+		run(t, "ip", "netns", "exec", s.ns, "wg", "set", s.iface, "private-key", s.key, "listen-port", "51820",
+			"peer", other.pub, "endpoint", fmt.Sprintf("198.18.0.%d:51820", 3-n), "allowed-ips", fmt.Sprintf("198.19.0.%d/32", 3-n))
+		run(t, "ip", "-n", s.ns, "addr", "add", fmt.Sprintf("198.19.0.%d/24", n), "dev", s.iface)
+		run(t, "ip", "-n", s.ns, "link", "set", s.iface, "mtu", "1400", "up")
+	}
+	time.Sleep(300 * time.Millisecond) // the watcher has subscribed, or failed and stopped the daemon
+	run(t, "ip", "netns", "exec", a.ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.19.0.2")
+}
