@@ -43,14 +43,16 @@ func devNetns(fd int) (int, error) {
 	return -1, mapErrno("TUNGETDEVNETNS", err)
 }
 
-// sameNetns reports whether the namespace fd ns is the one this process's
-// threads normally run in.
+// sameNetns reports whether the namespace fd ns is the calling thread's,
+// where a socket it opens next lives. (/proc/self would name the main
+// thread's, which a test may have moved elsewhere.) Goroutines that are not
+// locked to a thread only run on threads in the process's namespace.
 func sameNetns(ns int) (bool, error) {
 	var a, b unix.Stat_t
 	if err := unix.Fstat(ns, &a); err != nil {
 		return false, err
 	}
-	if err := unix.Stat("/proc/self/ns/net", &b); err != nil {
+	if err := unix.Stat("/proc/thread-self/ns/net", &b); err != nil {
 		return false, err
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino, nil
