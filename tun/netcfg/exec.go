@@ -8,13 +8,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // command is an external program to run: its argv and what to feed it.
 type command struct {
 	argv  []string
 	stdin string
-	env   []string // nil: the process's own
+	env   []string   // nil: the process's own
+	extra []*os.File // fds 3, 4, ... of the child
 }
 
 // String is the "[#]" form of the command: argv joined by spaces, as
@@ -37,6 +40,7 @@ func (r *Runner) run(ctx context.Context, c command) error {
 	cmd.Stdout = r.stdout()
 	cmd.Stderr = r.stderr()
 	cmd.Env = c.env
+	cmd.ExtraFiles = c.extra
 	if c.stdin != "" {
 		cmd.Stdin = strings.NewReader(c.stdin)
 	}
@@ -64,17 +68,49 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 	if shell == nil {
 		shell = []string{"bash", "-e", "-o", "pipefail", "-c"}
 	}
+	if len(hooks) == 0 {
+		return nil
+	}
 	env := r.hookEnv(iface)
-	prelude := r.Vars.prelude(iface, r.ConfigFile)
+	// The script variables hold the keys (WG_CONFIG is the file's wg
+	// part): they reach bash through a memfd on fd 3 that it sources and
+	// closes before the hook runs, never through its arguments, which any
+	// local user can read in ps, nor its environment, which the hook's
+	// children would inherit (and which caps one string at 128 KiB).
+	var extra []*os.File
+	lead := ""
+	if r.Vars != nil {
+		f, err := memFile("wgd-hook-vars", r.Vars.prelude(iface, r.ConfigFile))
+		if err != nil {
+			return stepErr(phase+" hooks", fmt.Errorf("%w: script variables: %w", ErrHook, err))
+		}
+		defer f.Close()
+		extra, lead = []*os.File{f}, ". /dev/fd/3; exec 3<&-; "
+	}
 	for _, h := range hooks {
 		h = expandHook(h, iface)
 		r.printf("[#] %s", h)
-		argv := append(append([]string(nil), shell...), prelude+h)
-		if err := r.run(ctx, command{argv: argv, env: env}); err != nil {
+		argv := append(append([]string(nil), shell...), lead+h)
+		if err := r.run(ctx, command{argv: argv, env: env, extra: extra}); err != nil {
 			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %w", ErrHook, err))
 		}
 	}
 	return nil
+}
+
+// memFile returns an anonymous in-memory file holding text. A child that
+// opens /dev/fd/N for it reads it from the start, every time.
+func memFile(name, text string) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // hookEnv is the process environment plus the wg-quick script variables
@@ -98,9 +134,8 @@ type ScriptVars struct {
 	Program    string
 }
 
-// prelude renders v as bash assignments on the hook's own first line, so
-// that bash's "line N" in a hook's error messages stays as in wg-quick. A
-// nil v sets nothing.
+// prelude renders v as bash assignments, on one line. A nil v sets
+// nothing.
 func (v *ScriptVars) prelude(iface, configFile string) string {
 	if v == nil {
 		return ""

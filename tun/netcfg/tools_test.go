@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -123,6 +124,20 @@ func TestHookScriptVars(t *testing.T) {
 		strings.ReplaceAll(tricky, "\x00", "") + "][0][1][wgd][wg0][/etc/wireguard/wg0.conf][[Interface]\nPrivateKey = x\n]"
 	if out.String() != want {
 		t.Fatalf("hook printed\n%q\nwant\n%q", out.String(), want)
+	}
+	// The keys in WG_CONFIG are in no argument (ps shows those to every
+	// user) and in no environment; the fd they came on is closed.
+	out.Reset()
+	leak := `k=Private; k+=Key; grep -q $k /proc/$$/cmdline && echo argv; env | grep -q $k && echo env; [ -e /proc/$$/fd/3 ] && echo fd3; echo checked`
+	if err := r.runHooks(context.Background(), "PostUp", "wg0", []string{leak}); err != nil || out.String() != "checked\n" {
+		t.Fatalf("err %v, out %q", err, out.String())
+	}
+	// Large values (a file of many peers) fit: no argument or
+	// environment string limit applies.
+	r.Vars.WGConfig = strings.Repeat("[Peer]\nPublicKey = x\n", 20000)
+	out.Reset()
+	if err := r.runHooks(context.Background(), "PostUp", "wg0", []string{`echo ${#WG_CONFIG}`}); err != nil || out.String() != fmt.Sprintf("%d\n", len(r.Vars.WGConfig)) {
+		t.Fatalf("large WG_CONFIG: err %v, out %q", err, out.String())
 	}
 	out.Reset()
 	err := r.runHooks(context.Background(), "PostUp", "wg0", []string{`echo "a`})
