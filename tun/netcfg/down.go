@@ -17,8 +17,8 @@ import (
 // configured the host, so it also cleans up after a daemon that was killed,
 // and it is idempotent: what is already gone is skipped.
 //
-// A failing PreDown hook stops it before anything is changed, as in
-// wg-quick (unless dev.Going). After that it does not stop at the first
+// A failing PreDown hook or SaveConfig stops it before anything is
+// changed, as in wg-quick (unless dev.Going). After that it does not stop at the first
 // failure, unlike wg-quick: it does every step and returns all failures
 // joined, so that one stuck step does not leave the rest behind.
 func (r *Runner) Down(ctx context.Context, s Settings, dev Device) error {
@@ -31,6 +31,14 @@ func (r *Runner) Down(ctx context.Context, s Settings, dev Device) error {
 	}
 	if dev.Save != nil {
 		if err := dev.Save(); err != nil {
+			// As wg-quick (set -e): the interface stays up, so that
+			// the runtime changes SaveConfig was to keep are not lost
+			// and down can be run again once the file is writable.
+			// A device that goes anyway (its daemon is stopping) is
+			// taken down.
+			if !dev.Going {
+				return stepErr("save config", err)
+			}
 			errs = append(errs, stepErr("save config", err))
 		}
 	}

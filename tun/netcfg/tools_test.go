@@ -145,3 +145,24 @@ func TestHookScriptVars(t *testing.T) {
 		t.Fatalf("err %v, out %q: want bash's error on line 1", err, out.String())
 	}
 }
+
+// TestDownStopsWhenSaveFails: SaveConfig that cannot write the file stops
+// down before anything is taken away, as wg-quick does, so that the
+// runtime changes it was to keep are still there; a device that goes
+// anyway (its daemon is stopping) is taken down.
+func TestDownStopsWhenSaveFails(t *testing.T) {
+	deleted := false
+	dev := Device{
+		Save:   func() error { return errors.New("read-only file system") },
+		Delete: func() error { deleted = true; return nil },
+	}
+	r := &Runner{}
+	err := r.Down(context.Background(), Settings{Interface: "wgdnosuch0"}, dev)
+	if err == nil || !strings.Contains(err.Error(), "save config") || deleted {
+		t.Fatalf("err %v, deleted %v: want the save error and the link kept", err, deleted)
+	}
+	dev.Going = true
+	if err := r.Down(context.Background(), Settings{Interface: "wgdnosuch0"}, dev); err == nil || !deleted {
+		t.Fatalf("going: err %v, deleted %v: want the error and the link deleted", err, deleted)
+	}
+}
