@@ -18,7 +18,48 @@ import (
 // about 15 s, and for good on a router that checks source addresses.
 func TestE2ERouteChangeMovesSource(t *testing.T) {
 	needRoot(t)
-	a, m, b := newNetns(t, "rta"), newNetns(t, "rtm"), newNetns(t, "rtb")
+	h := newHomingSetup(t, "198.18.2.1", false)
+	h.seenByA("198.18.2.1:51820")
+	run(t, "ip", "-n", h.b, "route", "del", "198.18.1.0/24", "via", "198.18.2.254")
+	h.seenByA("198.18.3.1:51820")
+	run(t, "ip", "-n", h.b, "route", "add", "198.18.1.0/24", "via", "198.18.2.254", "metric", "10")
+	h.seenByA("198.18.2.1:51820")
+}
+
+// TestE2ERouteChangeKeepsPolicySource: B routes by source address (ip rule
+// from 198.18.3.1 table 100, through its second uplink), and A reaches B at
+// that address. A route change elsewhere must not make B forget it: the
+// route check looks the endpoint up from the sticky source, as the kernel
+// module does. Looked up without it, the main table's route through the
+// first uplink disagreed and B moved to 198.18.2.1 (behind a
+// source-checking router, an outage; here A just follows).
+func TestE2ERouteChangeKeepsPolicySource(t *testing.T) {
+	needRoot(t)
+	h := newHomingSetup(t, "198.18.3.1", true)
+	h.seenByA("198.18.3.1:51820")
+	run(t, "ip", "-n", h.b, "route", "add", "198.18.200.0/24", "via", "198.18.2.254") // unrelated
+	time.Sleep(300 * time.Millisecond)
+	h.seenByA("198.18.3.1:51820")
+	out := run(t, "ip", "netns", "exec", h.a, wgdBin, "show", h.ifA, "endpoints")
+	if !strings.Contains(out, "\t198.18.3.1:51820\n") {
+		t.Fatalf("after an unrelated route change A sees B at %q, want 198.18.3.1:51820", strings.TrimSpace(out))
+	}
+}
+
+// homingSetup is a peer A behind a router M and a peer B with two uplinks
+// to M (198.18.2.1 preferred, 198.18.3.1), wgd on both; A reaches B at
+// bAddr. With policy, B routes what it sends from 198.18.3.1 through the
+// second uplink (table 100).
+type homingSetup struct {
+	t        *testing.T
+	a, m, b  string
+	ifA, ifB string
+}
+
+func newHomingSetup(t *testing.T, bAddr string, policy bool) *homingSetup {
+	t.Helper()
+	h := &homingSetup{t: t, a: newNetns(t, "rta"), m: newNetns(t, "rtm"), b: newNetns(t, "rtb")}
+	a, m, b := h.a, h.m, h.b
 	links := []struct{ ns1, if1, ns2, if2, addr1, addr2 string }{
 		{a, "rtva", m, "rtma", "198.18.1.1/24", "198.18.1.254/24"},
 		{b, "rtvb1", m, "rtmb1", "198.18.2.1/24", "198.18.2.254/24"},
@@ -38,9 +79,13 @@ func TestE2ERouteChangeMovesSource(t *testing.T) {
 	run(t, "ip", "-n", a, "route", "add", "198.18.0.0/15", "via", "198.18.1.254")
 	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.2.254", "metric", "10")
 	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.3.254", "metric", "20")
+	if policy {
+		run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.3.254", "table", "100")
+		run(t, "ip", "-n", b, "rule", "add", "from", "198.18.3.1", "table", "100", "priority", "100")
+	}
 
 	dir := t.TempDir()
-	ifA, ifB := fmt.Sprintf("wgra%d", os.Getpid()%100000), fmt.Sprintf("wgrb%d", os.Getpid()%100000)
+	h.ifA, h.ifB = fmt.Sprintf("wgra%d", os.Getpid()%100000), fmt.Sprintf("wgrb%d", os.Getpid()%100000)
 	privA, pubA := genKeyPair(t)
 	privB, pubB := genKeyPair(t)
 	for _, k := range []struct{ name, priv string }{{"a.key", privA}, {"b.key", privB}} {
@@ -49,40 +94,38 @@ func TestE2ERouteChangeMovesSource(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		exec.Command("ip", "-n", a, "link", "del", ifA).Run()
-		exec.Command("ip", "-n", b, "link", "del", ifB).Run()
+		exec.Command("ip", "-n", a, "link", "del", h.ifA).Run()
+		exec.Command("ip", "-n", b, "link", "del", h.ifB).Run()
 	})
-	run(t, "ip", "netns", "exec", a, wgdBin, ifA)
-	run(t, "ip", "netns", "exec", b, wgdBin, ifB)
-	run(t, "ip", "netns", "exec", a, wgdBin, "set", ifA, "private-key", dir+"/a.key", "listen-port", "51820",
-		"peer", pubB, "endpoint", "198.18.2.1:51820", "allowed-ips", "198.19.9.2/32")
-	run(t, "ip", "netns", "exec", b, wgdBin, "set", ifB, "private-key", dir+"/b.key", "listen-port", "51820",
+	run(t, "ip", "netns", "exec", a, wgdBin, h.ifA)
+	run(t, "ip", "netns", "exec", b, wgdBin, h.ifB)
+	run(t, "ip", "netns", "exec", a, wgdBin, "set", h.ifA, "private-key", dir+"/a.key", "listen-port", "51820",
+		"peer", pubB, "endpoint", bAddr+":51820", "allowed-ips", "198.19.9.2/32")
+	run(t, "ip", "netns", "exec", b, wgdBin, "set", h.ifB, "private-key", dir+"/b.key", "listen-port", "51820",
 		"peer", pubA, "endpoint", "198.18.1.1:51820", "allowed-ips", "198.19.9.1/32")
-	for _, s := range []struct{ ns, iface, addr string }{{a, ifA, "198.19.9.1/24"}, {b, ifB, "198.19.9.2/24"}} {
+	for _, s := range []struct{ ns, iface, addr string }{{a, h.ifA, "198.19.9.1/24"}, {b, h.ifB, "198.19.9.2/24"}} {
 		run(t, "ip", "-n", s.ns, "addr", "add", s.addr, "dev", s.iface)
 		run(t, "ip", "-n", s.ns, "link", "set", s.iface, "up")
 	}
-	// A's packets reach B at 198.18.2.1 on rtvb1: B's sticky source.
+	// A's packets reach B at bAddr: B's sticky source.
 	run(t, "ip", "netns", "exec", a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.19.9.2")
-	seenByA := func(want string) {
-		t.Helper()
-		var got string
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-			exec.Command("ip", "netns", "exec", b, "ping", "-c", "1", "-W", "1", "198.19.9.1").Run()
-			got = run(t, "ip", "netns", "exec", a, wgdBin, "show", ifA, "endpoints")
-			if strings.Contains(got, "\t"+want+"\n") {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("A sees B at %q, want %s", strings.TrimSpace(got), want)
-	}
-	seenByA("198.18.2.1:51820")
+	return h
+}
 
-	run(t, "ip", "-n", b, "route", "del", "198.18.1.0/24", "via", "198.18.2.254")
-	seenByA("198.18.3.1:51820")
-	run(t, "ip", "-n", b, "route", "add", "198.18.1.0/24", "via", "198.18.2.254", "metric", "10")
-	seenByA("198.18.2.1:51820")
+// seenByA waits until A sees B's endpoint as want, B pinging A meanwhile.
+func (h *homingSetup) seenByA(want string) {
+	t := h.t
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		exec.Command("ip", "netns", "exec", h.b, "ping", "-c", "1", "-W", "1", "198.19.9.1").Run()
+		got = run(t, "ip", "netns", "exec", h.a, wgdBin, "show", h.ifA, "endpoints")
+		if strings.Contains(got, "\t"+want+"\n") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("A sees B at %q, want %s", strings.TrimSpace(got), want)
 }
 
 // TestE2EDaemonWithOnlyNetAdmin runs both daemons with only the
