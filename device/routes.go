@@ -75,6 +75,22 @@ func (hostRoutes) Oif(dst, src netip.Addr, mark uint32) (int, error) {
 	return oifWith(nil, dst, src, mark)
 }
 
+// Batch answers one recheck's lookups over one netlink socket (the
+// package-level functions open one per request); done closes it.
+func (hostRoutes) Batch() (oif func(dst, src netip.Addr, mark uint32) (int, error), done func()) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return func(dst, src netip.Addr, mark uint32) (int, error) { return oifWith(nil, dst, src, mark) }, func() {}
+	}
+	return func(dst, src netip.Addr, mark uint32) (int, error) { return oifWith(h, dst, src, mark) }, h.Close
+}
+
+// routeBatcher is a Routes that can answer many lookups more cheaply
+// together.
+type routeBatcher interface {
+	Batch() (oif func(dst, src netip.Addr, mark uint32) (int, error), done func())
+}
+
 // oifWith looks the route up over h (nil: a socket of its own).
 func oifWith(h *netlink.Handle, dst, src netip.Addr, mark uint32) (int, error) {
 	opts := &netlink.RouteGetOptions{Mark: mark}
@@ -154,6 +170,15 @@ func (d *Device) recheckSources(r Routes) {
 		}
 	}
 	d.peersMu.RUnlock()
+	if len(sticky) == 0 {
+		return
+	}
+	lookup := r.Oif
+	if b, ok := r.(routeBatcher); ok {
+		var done func()
+		lookup, done = b.Batch()
+		defer done()
+	}
 	for _, p := range sticky {
 		select {
 		case <-d.closed:
@@ -164,7 +189,7 @@ func (d *Device) recheckSources(r Routes) {
 		if !ep.Src.IsValid() || ep.Ifindex == 0 {
 			continue
 		}
-		oif, err := r.Oif(ep.Dst.Addr(), ep.Src, mark)
+		oif, err := lookup(ep.Dst.Addr(), ep.Src, mark)
 		if err == nil && oif == int(ep.Ifindex) {
 			continue
 		}
