@@ -29,8 +29,24 @@ func (l *Listener) Serve(ctx context.Context, dev Device, log *slog.Logger) erro
 		s.log = slog.Default()
 	}
 	handlers := make(chan struct{}, l.limits.MaxConns)
+	var pause time.Duration
 	for {
 		c, err := l.ln.Accept()
+		if err != nil && acceptRetry(err) && ctx.Err() == nil {
+			// Out of file descriptors or memory for now (a burst of
+			// clients at a low ulimit -n): stopping would take the
+			// UAPI, and with it the daemon, away for good. Wait and
+			// try again, as net/http does, 5 ms doubling to 1 s.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.warn("accept", "uapi: accept failed, retrying", "err", err, "in", pause)
+			select {
+			case <-time.After(pause):
+			case <-l.done:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		pause = 0
 		if err != nil {
 			l.closeConns()
 			select {
@@ -111,6 +127,13 @@ func (s *server) warn(reason, msg string, args ...any) {
 		args = append(args, "suppressed", held)
 	}
 	s.log.Warn(msg, args...)
+}
+
+// acceptRetry reports whether an accept error is a shortage that passes
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM) rather than a closed listener.
+func acceptRetry(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
+		errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM)
 }
 
 // serveConn runs operations on one connection until EOF, an invalid

@@ -525,3 +525,38 @@ func TestE2ELinkLocalEndpoint(t *testing.T) {
 		t.Errorf("b's endpoint (learnt from a's packets): %s", got)
 	}
 }
+
+// TestE2EUAPISurvivesFdExhaustion: a burst of UAPI clients that takes the
+// daemon past its file descriptor limit makes accept fail with EMFILE for
+// a while; the daemon waits and goes on serving once they leave. It used
+// to stop serving, and with the UAPI gone the daemon and its tunnel
+// stopped too.
+func TestE2EUAPISurvivesFdExhaustion(t *testing.T) {
+	needRoot(t)
+	ns := newNetns(t, "fds")
+	iface := fmt.Sprintf("wgfd%d", os.Getpid()%100000)
+	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", iface).Run() })
+	run(t, "ip", "netns", "exec", ns, "prlimit", "--nofile=40:40", wgdBin, iface)
+	sock := "/var/run/wireguard/" + iface + ".sock"
+	var conns []net.Conn
+	for range 60 {
+		c, err := net.DialTimeout("unix", sock, time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(300 * time.Millisecond) // accept runs into EMFILE
+	for _, c := range conns {
+		c.Close()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err := exec.Command("ip", "netns", "exec", ns, "wg", "show", iface, "listen-port").CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon no longer answers after %d connections at 40 fds: %v\n%s", len(conns), err, out)
+		}
+	}
+}
