@@ -303,6 +303,10 @@ func splitList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || isSpace(r) })
 }
 
+// HideKeys is hideKeys for the other packages that echo untrusted text
+// (the UAPI server's errors and logs).
+func HideKeys(s string) string { return hideKeys(s) }
+
 // hideKeys replaces what may be a key in text echoed back in an error (a
 // run of 40 or more base64 or hex characters: a key is 43 of them and
 // '='), so that a mistyped line such as "PrivateKey <key>" or

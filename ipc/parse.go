@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wgdvpn/wgd/conf"
 	"github.com/wgdvpn/wgd/device"
 	"github.com/wgdvpn/wgd/noise"
 )
@@ -285,8 +286,11 @@ func (p *setParser) invalid(key, shown []byte, cause error) *Error {
 	if len(shown) > maxShown {
 		shown = shown[:maxShown]
 	}
+	// A key sent as some other value, or as a key name (listen_port=<key>,
+	// <key>=1), would otherwise reach the log at the default level.
+	key = []byte(conf.HideKeys(string(key)))
 	if cause == nil {
-		return lineErr(unix.EINVAL, p.lr.n, "%w for %s: %q", ErrInvalidValue, key, shown)
+		return lineErr(unix.EINVAL, p.lr.n, "%w for %s: %q", ErrInvalidValue, key, conf.HideKeys(string(shown)))
 	}
 	return lineErr(unix.EINVAL, p.lr.n, "%w for %s: %w", ErrInvalidValue, key, cause)
 }
@@ -296,5 +300,5 @@ func (p *setParser) unknown(where string, key []byte) *Error {
 	if len(key) > maxShown {
 		key = key[:maxShown]
 	}
-	return lineErr(unix.EINVAL, p.lr.n, "%w: %s key %q", ErrUnknownKey, where, key)
+	return lineErr(unix.EINVAL, p.lr.n, "%w: %s key %q", ErrUnknownKey, where, conf.HideKeys(string(key)))
 }

@@ -151,6 +151,16 @@ func TestParseSetErrorNamesLineAndHidesSecrets(t *testing.T) {
 	if strings.Contains(err.Error(), "qq") {
 		t.Errorf("error %q echoes the private key", err)
 	}
+	// A key sent in the wrong place, as another key's value or as a key
+	// name, is not echoed either (the error reaches the default-level log).
+	key := hexA
+	for _, in := range []string{"listen_port=" + key + "\n\n", key + "=1\n\n", "public_key=" + hexA + "\n" + key + "=1\n\n",
+		"public_key=" + hexA + "\nendpoint=" + key + "\n\n", "fwmark=" + key[:50] + "\n\n"} {
+		_, err := parseString(t, in, Limits{})
+		if err == nil || strings.Contains(err.Error(), key[:40]) {
+			t.Errorf("%q: error %v echoes the key", in, err)
+		}
+	}
 }
 
 // TestParseSetDrainsAfterError checks that a bad request is read to its

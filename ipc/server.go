@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wgdvpn/wgd/conf"
 	"github.com/wgdvpn/wgd/internal/ratelog"
 )
 
@@ -172,7 +173,7 @@ func (s *server) serveConn(c net.Conn) {
 			opErr = s.counters(r, w)
 		default:
 			s.stats.badOperation.Add(1)
-			s.warn("operation", "uapi: closing connection", "err", ErrInvalidOperation, "op", fmt.Sprintf("%.32q", op))
+			s.warn("operation", "uapi: closing connection", "err", ErrInvalidOperation, "op", fmt.Sprintf("%.32q", conf.HideKeys(op)))
 			return
 		}
 		if opErr != nil {
