@@ -2,7 +2,9 @@ package conf
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -53,11 +55,38 @@ type parser struct {
 
 // Load reads and parses the file at path. Errors name the file by path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
+}
+
+// MaxFileSize bounds what ReadFile reads: far above any real file (a
+// million peers take about 130 MiB), and a config path that leads to
+// /dev/zero or /dev/urandom stops here instead of filling memory.
+const MaxFileSize = 256 << 20
+
+// ErrFileTooLarge is ReadFile's error for a file past MaxFileSize.
+var ErrFileTooLarge = errors.New("larger than 256 MiB: not a configuration file")
+
+// ReadFile reads a configuration file, at most MaxFileSize bytes.
+func ReadFile(path string) ([]byte, error) { return readFileMax(path, MaxFileSize) }
+
+func readFileMax(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if int64(len(data)) > limit {
+		return nil, &os.PathError{Op: "read", Path: path, Err: ErrFileTooLarge}
+	}
+	return data, nil
 }
 
 // Parse parses a configuration file held in data. The name is used only in

@@ -401,3 +401,19 @@ func TestEndpointAddrPort(t *testing.T) {
 		t.Fatal("a host name is not an address")
 	}
 }
+
+// TestReadFileBounded: a config path that leads to an endless file (a
+// symlink to /dev/zero) is refused at the bound instead of filling memory.
+func TestReadFileBounded(t *testing.T) {
+	_, err := readFileMax("/dev/zero", 1<<20)
+	if !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), "/dev/zero") {
+		t.Fatalf("err = %v, want ErrFileTooLarge naming the file", err)
+	}
+	path := filepath.Join(t.TempDir(), "wg0.conf")
+	if err := os.WriteFile(path, []byte("[Interface]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readFileMax(path, 12); err != nil || string(data) != "[Interface]\n" {
+		t.Fatalf("a file of exactly the bound: %q, %v", data, err)
+	}
+}

@@ -97,7 +97,7 @@ func warnWorldAccessible(path string, stderr io.Writer) {
 // $WG_CONFIG, ...) from the file at path, parsed as c into s. The file is
 // read again for WG_CONFIG, which keeps its lines as written.
 func scriptVars(path string, c *conf.Config, s netcfg.Settings) *netcfg.ScriptVars {
-	data, _ := os.ReadFile(path)
+	data, _ := conf.ReadFile(path)
 	return &netcfg.ScriptVars{Settings: s, WGConfig: wgQuickConfig(data), SaveConfig: c.Interface.SaveConfig, Program: programName()}
 }
 

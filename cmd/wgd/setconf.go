@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -35,7 +34,7 @@ func runSetconf(e *wgEnv, mode confMode, args []string) int {
 		fmt.Fprintf(e.Stderr, "Usage: %s %s <interface> <configuration filename>\n", e.Prog, confModeNames[mode])
 		return 1
 	}
-	data, err := os.ReadFile(args[1])
+	data, err := conf.ReadFile(args[1])
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fopen: %s\n", strerror(unwrapPathErr(err)))
 		return 1
