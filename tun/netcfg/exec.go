@@ -17,7 +17,10 @@ type command struct {
 	argv  []string
 	stdin string
 	env   []string   // nil: the process's own
-	extra []*os.File // fds 3, 4, ... of the child
+	extra []*os.File // fds 3, 4, ... of the child (nil entries: closed)
+	// ownStdin gives the child this process's standard input (hooks, as
+	// wg-quick's read the caller's); otherwise stdin or /dev/null.
+	ownStdin bool
 }
 
 // String is the "[#]" form of the command: argv joined by spaces, as
@@ -43,6 +46,8 @@ func (r *Runner) run(ctx context.Context, c command) error {
 	cmd.ExtraFiles = c.extra
 	if c.stdin != "" {
 		cmd.Stdin = strings.NewReader(c.stdin)
+	} else if c.ownStdin {
+		cmd.Stdin = os.Stdin
 	}
 	return cmd.Run()
 }
@@ -73,7 +78,7 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 	}
 	env := r.hookEnv(iface)
 	// The script variables hold the keys (WG_CONFIG is the file's wg
-	// part): they reach bash through a memfd on fd 3 that it sources and
+	// part): they reach bash through a memfd on fd 9 that it sources and
 	// closes before the hook runs, never through its arguments, which any
 	// local user can read in ps, nor its environment, which the hook's
 	// children would inherit (and which caps one string at 128 KiB).
@@ -85,17 +90,50 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 			return stepErr(phase+" hooks", fmt.Errorf("%w: script variables: %w", ErrHook, err))
 		}
 		defer f.Close()
-		extra, lead = []*os.File{f}, ". /dev/fd/3; exec 3<&-; "
+		var done func()
+		extra, done = passThrough(varsFd)
+		defer done()
+		extra = append(extra, f)
+		lead = fmt.Sprintf(". /dev/fd/%d; exec %d<&-; ", varsFd, varsFd)
 	}
 	for _, h := range hooks {
 		h = expandHook(h, iface)
 		r.printf("[#] %s", h)
 		argv := append(append([]string(nil), shell...), lead+h)
-		if err := r.run(ctx, command{argv: argv, env: env, extra: extra}); err != nil {
+		if err := r.run(ctx, command{argv: argv, env: env, extra: extra, ownStdin: true}); err != nil {
 			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %w", ErrHook, err))
 		}
 	}
 	return nil
+}
+
+// varsFd is the child's descriptor for the script variables: high enough
+// that the descriptors a caller gives wgd for its hooks (`wgd up wg0
+// 3>log`, PostUp = echo ... >&3) pass through, as they do in wg-quick.
+const varsFd = 9
+
+// passThrough returns the child's descriptors 3 to below n: the ones this
+// process inherited open (not close-on-exec: Go opens all of its own with
+// it) as duplicates, so that they reach the child under their numbers;
+// nil for the others. done closes the duplicates.
+func passThrough(n int) ([]*os.File, func()) {
+	files := make([]*os.File, 0, n-3)
+	for fd := 3; fd < n; fd++ {
+		var f *os.File
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			if dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+				f = os.NewFile(uintptr(dup), fmt.Sprintf("inherited fd %d", fd))
+			}
+		}
+		files = append(files, f)
+	}
+	return files, func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
 }
 
 // memFile returns an anonymous in-memory file holding text. A child that

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeTool writes a script that logs its argv and stdin to log.
@@ -128,7 +130,7 @@ func TestHookScriptVars(t *testing.T) {
 	// The keys in WG_CONFIG are in no argument (ps shows those to every
 	// user) and in no environment; the fd they came on is closed.
 	out.Reset()
-	leak := `k=Private; k+=Key; grep -q $k /proc/$$/cmdline && echo argv; env | grep -q $k && echo env; [ -e /proc/$$/fd/3 ] && echo fd3; echo checked`
+	leak := `k=Private; k+=Key; grep -q $k /proc/$$/cmdline && echo argv; env | grep -q $k && echo env; [ -e /proc/$$/fd/9 ] && echo fd9; echo checked`
 	if err := r.runHooks(context.Background(), "PostUp", "wg0", []string{leak}); err != nil || out.String() != "checked\n" {
 		t.Fatalf("err %v, out %q", err, out.String())
 	}
@@ -164,5 +166,44 @@ func TestDownStopsWhenSaveFails(t *testing.T) {
 	dev.Going = true
 	if err := r.Down(context.Background(), Settings{Interface: "wgdnosuch0"}, dev); err == nil || !deleted {
 		t.Fatalf("going: err %v, deleted %v: want the error and the link deleted", err, deleted)
+	}
+}
+
+// TestHooksGetCallersFds: descriptors the caller handed wgd (wgd up wg0
+// 3>log) reach the hooks under their numbers, and so does its stdin, as
+// in wg-quick, whose hooks run in its own shell. The script variables'
+// descriptor took fd 3 once, and such a hook failed with "Bad file
+// descriptor".
+func TestHooksGetCallersFds(t *testing.T) {
+	free := -1
+	for fd := 3; fd < varsFd; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); errors.Is(err, unix.EBADF) {
+			free = fd
+			break
+		}
+	}
+	if free < 0 {
+		t.Skip("no free descriptor below 9 in this test process")
+	}
+	path := filepath.Join(t.TempDir(), "log")
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT, 0o600) // inherited: no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd != free { // open took the lowest free number, maybe this one
+		if err := unix.Dup2(fd, free); err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	defer unix.Close(free)
+	var out bytes.Buffer
+	r := &Runner{Stdout: &out, Stderr: &out, Vars: &ScriptVars{}}
+	hook := fmt.Sprintf("echo to the caller >&%d", free)
+	if err := r.runHooks(context.Background(), "PostUp", "wg0", []string{hook}); err != nil {
+		t.Fatalf("err %v, out %q", err, out.String())
+	}
+	if data, _ := os.ReadFile(path); string(data) != "to the caller\n" {
+		t.Fatalf("fd %d got %q", free, data)
 	}
 }
