@@ -137,6 +137,20 @@ func (d *Device) watchRoutes(r Routes) {
 				return
 			case <-ch:
 			}
+			// One change comes as several messages (the route, its
+			// cache, the other family's): take those that follow within
+			// a moment together.
+			settle := time.NewTimer(routeSettle)
+			select {
+			case <-d.closed:
+				settle.Stop()
+				return
+			case <-settle.C:
+			}
+			select {
+			case <-ch:
+			default:
+			}
 			start := d.clock.Now()
 			d.recheckSources(r)
 			// Under a stream of changes (a routing daemon, a burst of
@@ -155,6 +169,9 @@ func (d *Device) watchRoutes(r Routes) {
 		}
 	}()
 }
+
+// routeSettle is how long a route notice waits for the rest of its burst.
+const routeSettle = 10 * time.Millisecond
 
 // recheckSources does watchRoutes' check once, for the peers that have a
 // sticky source (only those can be wrong).
