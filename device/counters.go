@@ -114,22 +114,23 @@ func (d *Device) debugLogs() bool {
 }
 
 // logDropFrom logs a drop of a datagram from a network address, within the
-// limit; its arguments are built only for a line that passes.
-func (d *Device) logDropFrom(reason string, from netip.AddrPort, now time.Time) {
+// limit; its arguments (and the time) are taken only for a line that
+// passes.
+func (d *Device) logDropFrom(reason string, from netip.AddrPort) {
 	if !d.debugLogs() {
 		return
 	}
-	if held, ok := d.logLim.allow(reason, now); ok {
+	if held, ok := d.logLim.allow(reason, d.clock.Now()); ok {
 		logDrop(d.log, reason, held, "from", from)
 	}
 }
 
 // logDropPeer is logDropFrom for a drop on the way to or from a peer.
-func (d *Device) logDropPeer(reason string, p *Peer, now time.Time) {
+func (d *Device) logDropPeer(reason string, p *Peer) {
 	if !d.debugLogs() {
 		return
 	}
-	if held, ok := d.logLim.allow(reason, now); ok {
+	if held, ok := d.logLim.allow(reason, d.clock.Now()); ok {
 		logDrop(d.log, reason, held, "peer", p.short())
 	}
 }

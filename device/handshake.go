@@ -78,7 +78,7 @@ func (q *handshakeQueue) enqueue(b []byte, ep conn.Endpoint) {
 	default:
 		q.pool.Put(m)
 		q.d.counters.handshakeBacklog.Add(1)
-		q.d.logDropFrom("handshake backlog full", ep.Dst, q.d.clock.Now())
+		q.d.logDropFrom("handshake backlog full", ep.Dst)
 	}
 }
 
@@ -130,7 +130,7 @@ func (d *Device) handleHandshakeMessage(msg []byte, ep conn.Endpoint) {
 	typ, err := noise.MessageType(msg)
 	if err != nil {
 		d.counters.badType.Add(1)
-		d.logDropFrom("bad type", ep.Dst, now)
+		d.logDropFrom("bad type", ep.Dst)
 		return
 	}
 	if typ == noise.TypeCookieReply {
@@ -139,21 +139,19 @@ func (d *Device) handleHandshakeMessage(msg []byte, ep conn.Endpoint) {
 	}
 	if err := d.cookies.CheckMAC1(msg); err != nil {
 		d.counters.invalidMAC1.Add(1)
-		if held, ok := d.logLim.allow("invalid mac1", now); ok {
-			logDrop(d.log, "invalid mac1", held, "from", ep.Dst)
-		}
+		d.logDropFrom("invalid mac1", ep.Dst)
 		return
 	}
 	if d.hs.underLoad(now) {
 		if err := d.cookies.CheckMAC2(msg, ep.Dst, now); err != nil {
 			d.counters.invalidMAC2.Add(1)
-			d.logDropFrom("under load: no valid mac2, answered with a cookie", ep.Dst, now)
+			d.logDropFrom("under load: no valid mac2, answered with a cookie", ep.Dst)
 			d.sendCookieReply(msg, ep, now)
 			return
 		}
 		if !d.limiter.allow(ep.Dst.Addr(), now) {
 			d.counters.rateLimited.Add(1)
-			d.logDropFrom("under load: rate limited", ep.Dst, now)
+			d.logDropFrom("under load: rate limited", ep.Dst)
 			return
 		}
 	}
@@ -184,13 +182,13 @@ func (d *Device) handleCookieReply(msg []byte, ep conn.Endpoint, now time.Time) 
 	idx, err := noise.ReceiverIndex(msg)
 	if err != nil {
 		d.counters.badLength.Add(1)
-		d.logDropFrom("bad length", ep.Dst, now)
+		d.logDropFrom("bad length", ep.Dst)
 		return
 	}
 	e, ok := d.indices.lookup(idx)
 	if !ok {
 		d.counters.unknownIndex.Add(1)
-		d.logDropFrom("unknown index", ep.Dst, now)
+		d.logDropFrom("unknown index", ep.Dst)
 		return
 	}
 	p := e.peer
@@ -219,9 +217,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	d.peersMu.RUnlock()
 	if p == nil {
 		d.counters.unknownPeer.Add(1)
-		if held, ok := d.logLim.allow("initiation from unknown peer", now); ok {
-			logDrop(d.log, "initiation from unknown peer", held, "from", ep.Dst)
-		}
+		d.logDropFrom("initiation from unknown peer", ep.Dst)
 		return
 	}
 	var buf [noise.ResponseSize]byte
@@ -278,13 +274,13 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	idx, err := noise.ReceiverIndex(msg)
 	if err != nil {
 		d.counters.badLength.Add(1)
-		d.logDropFrom("bad length", ep.Dst, now)
+		d.logDropFrom("bad length", ep.Dst)
 		return
 	}
 	e, ok := d.indices.lookup(idx)
 	if !ok || e.kp != nil {
 		d.counters.unknownIndex.Add(1)
-		d.logDropFrom("unknown index", ep.Dst, now)
+		d.logDropFrom("unknown index", ep.Dst)
 		return
 	}
 	p := e.peer
@@ -292,7 +288,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	if p.handshakeIndex != idx {
 		p.mu.Unlock()
 		d.counters.unknownIndex.Add(1)
-		d.logDropFrom("unknown index", ep.Dst, now)
+		d.logDropFrom("unknown index", ep.Dst)
 		return
 	}
 	if err := p.hs.ConsumeResponse(msg, now); err != nil {

@@ -136,8 +136,14 @@ func (p *Peer) zeroKeysLocked() {
 			kp.Zero()
 		}
 	}
+	p.dropHandshakeLocked()
+}
+
+// dropHandshakeLocked forgets the handshake in flight and its index.
+// p.mu is held.
+func (p *Peer) dropHandshakeLocked() {
 	if p.handshakeIndex != 0 {
-		d.indices.remove(p.handshakeIndex)
+		p.dev.indices.remove(p.handshakeIndex)
 		p.handshakeIndex = 0
 	}
 	p.hs.Clear()
@@ -155,11 +161,7 @@ func (p *Peer) expireSendingLocked() {
 			kp.ExpireSending()
 		}
 	}
-	if p.handshakeIndex != 0 {
-		p.dev.indices.remove(p.handshakeIndex)
-		p.handshakeIndex = 0
-	}
-	p.hs.Clear()
+	p.dropHandshakeLocked()
 }
 
 // retire takes a keypair out of service. Its memory is not zeroed here:

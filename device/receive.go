@@ -56,7 +56,7 @@ func (l *loop) readUDP(fd int) {
 			m := &l.msgs[i]
 			if m.N == 0 {
 				d.counters.badLength.Add(1) // truncated: larger than any WireGuard message
-				d.logDropFrom("bad length", m.Ep.Dst, d.clock.Now())
+				d.logDropFrom("bad length", m.Ep.Dst)
 				continue
 			}
 			seg := m.Seg
@@ -101,10 +101,10 @@ func (l *loop) classify(j **job, buf []byte, off, n int, ep conn.Endpoint, own b
 	if err != nil {
 		if errors.Is(err, noise.ErrBadLength) {
 			d.counters.badLength.Add(1) // a known type of the wrong size
-			d.logDropFrom("bad length", ep.Dst, d.clock.Now())
+			d.logDropFrom("bad length", ep.Dst)
 		} else {
 			d.counters.badType.Add(1)
-			d.logDropFrom("bad type", ep.Dst, d.clock.Now())
+			d.logDropFrom("bad type", ep.Dst)
 		}
 		return false
 	}
@@ -118,7 +118,7 @@ func (l *loop) classify(j **job, buf []byte, off, n int, ep conn.Endpoint, own b
 		return false
 	}
 	d.counters.badLength.Add(1)
-	d.logDropFrom("bad length", ep.Dst, d.clock.Now())
+	d.logDropFrom("bad length", ep.Dst)
 	return false
 }
 
@@ -127,13 +127,13 @@ func (l *loop) addDecrypt(j **job, buf []byte, off, n int, ep conn.Endpoint, own
 	idx, _, err := noise.ParseTransportHeader(buf[off : off+n])
 	if err != nil {
 		d.counters.badLength.Add(1)
-		d.logDropFrom("bad length", ep.Dst, d.clock.Now())
+		d.logDropFrom("bad length", ep.Dst)
 		return false
 	}
 	e, ok := d.indices.lookupLocked(idx)
 	if !ok || e.kp == nil {
 		d.counters.unknownIndex.Add(1)
-		d.logDropFrom("unknown index", ep.Dst, d.clock.Now())
+		d.logDropFrom("unknown index", ep.Dst)
 		return false
 	}
 	if *j == nil {
@@ -198,20 +198,18 @@ func (l *loop) checkDecrypted(j *job) {
 		e := &j.elems[i]
 		if errors.Is(e.err, noise.ErrReplay) { // a counter past the key's limit
 			d.counters.replay.Add(1)
-			d.logDropFrom("replay", e.ep.Dst, now)
+			d.logDropFrom("replay", e.ep.Dst)
 			continue
 		}
 		if e.err != nil {
 			d.counters.decryptFailed.Add(1)
-			if held, ok := d.logLim.allow("decrypt failed", now); ok {
-				logDrop(d.log, "decrypt failed", held, "from", e.ep.Dst)
-			}
+			d.logDropFrom("decrypt failed", e.ep.Dst)
 			continue
 		}
 		kp := e.kp
 		if now.Sub(kp.Created) >= noise.RejectAfterTime || !kp.Replay.Accept(e.counter) {
 			d.counters.replay.Add(1)
-			d.logDropFrom("replay", e.ep.Dst, now)
+			d.logDropFrom("replay", e.ep.Dst)
 			continue
 		}
 		p := kp.peer
@@ -339,7 +337,7 @@ func (l *loop) innerPacket(p *Peer, pt []byte) ([]byte, bool) {
 	}
 	if !src.IsValid() || n > len(pt) || n < ipv4HeaderLen {
 		d.counters.badInnerPacket.Add(1)
-		d.logDropPeer("bad inner packet", p, d.clock.Now())
+		d.logDropPeer("bad inner packet", p)
 		return nil, false
 	}
 	if owner, ok := l.lookups.lookup(&d.allowedIPs, src); !ok || owner != p {

@@ -218,7 +218,7 @@ func (l *loop) stage(p *Peer, pkt []byte) {
 		copy(p.staged, p.staged[1:])
 		p.staged = p.staged[:len(p.staged)-1]
 		l.d.counters.stagingOverflow.Add(1)
-		l.d.logDropPeer("staging overflow", p, l.d.clock.Now())
+		l.d.logDropPeer("staging overflow", p)
 	}
 	p.staged = append(p.staged, append([]byte(nil), pkt...))
 }
@@ -336,7 +336,7 @@ func (l *loop) dropUnsealed(j *job) {
 	for _, e := range j.elems {
 		if e.out == nil {
 			l.d.counters.noKey.Add(1)
-			l.d.logDropPeer("no key", e.kp.peer, l.d.clock.Now())
+			l.d.logDropPeer("no key", e.kp.peer)
 			l.putBuf(e.buf)
 			continue
 		}
