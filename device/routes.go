@@ -19,11 +19,13 @@ type Routes interface {
 	// is closed. Sends may be dropped while ch is full: one pending
 	// notice is enough.
 	Subscribe(ch chan<- struct{}, done <-chan struct{}) error
-	// Oif is the index of the interface a packet from src to dst
-	// carrying mark leaves by (0 and an error when there is no route). The
-	// source takes part, as in the kernel module's lookup, so that routing
-	// by source address (ip rule from ..., IPv6 from routes) is followed.
-	Oif(dst, src netip.Addr, mark uint32) (int, error)
+	// Lookups returns oif for one recheck's route lookups, and done,
+	// which frees what they share. oif is the index of the interface a
+	// packet from src to dst carrying mark leaves by (0 and an error when
+	// there is no route). The source takes part, as in the kernel
+	// module's lookup, so that routing by source address (ip rule from
+	// ..., IPv6 from routes) is followed.
+	Lookups() (oif func(dst, src netip.Addr, mark uint32) (int, error), done func())
 }
 
 // hostRoutes is Routes over rtnetlink in the device's network namespace.
@@ -71,24 +73,16 @@ func (h hostRoutes) Subscribe(ch chan<- struct{}, done <-chan struct{}) error {
 	return nil
 }
 
-func (hostRoutes) Oif(dst, src netip.Addr, mark uint32) (int, error) {
-	return oifWith(nil, dst, src, mark)
-}
-
-// Batch answers one recheck's lookups over one netlink socket (the
-// package-level functions open one per request); done closes it.
-func (hostRoutes) Batch() (oif func(dst, src netip.Addr, mark uint32) (int, error), done func()) {
+// Lookups answers one recheck's lookups over one netlink socket (the
+// package-level functions, the fallback, open one per request).
+func (hostRoutes) Lookups() (oif func(dst, src netip.Addr, mark uint32) (int, error), done func()) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return func(dst, src netip.Addr, mark uint32) (int, error) { return oifWith(nil, dst, src, mark) }, func() {}
+		h, done = nil, func() {}
+	} else {
+		done = h.Close
 	}
-	return func(dst, src netip.Addr, mark uint32) (int, error) { return oifWith(h, dst, src, mark) }, h.Close
-}
-
-// routeBatcher is a Routes that can answer many lookups more cheaply
-// together.
-type routeBatcher interface {
-	Batch() (oif func(dst, src netip.Addr, mark uint32) (int, error), done func())
+	return func(dst, src netip.Addr, mark uint32) (int, error) { return oifWith(h, dst, src, mark) }, done
 }
 
 // oifWith looks the route up over h (nil: a socket of its own).
@@ -190,12 +184,8 @@ func (d *Device) recheckSources(r Routes) {
 	if len(sticky) == 0 {
 		return
 	}
-	lookup := r.Oif
-	if b, ok := r.(routeBatcher); ok {
-		var done func()
-		lookup, done = b.Batch()
-		defer done()
-	}
+	lookup, done := r.Lookups()
+	defer done()
 	for _, p := range sticky {
 		select {
 		case <-d.closed:

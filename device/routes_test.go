@@ -29,11 +29,13 @@ func (f *fakeRoutes) Subscribe(ch chan<- struct{}, done <-chan struct{}) error {
 	return nil
 }
 
-func (f *fakeRoutes) Oif(netip.Addr, netip.Addr, uint32) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.lookups++
-	return f.oif, f.err
+func (f *fakeRoutes) Lookups() (func(netip.Addr, netip.Addr, uint32) (int, error), func()) {
+	return func(netip.Addr, netip.Addr, uint32) (int, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.lookups++
+		return f.oif, f.err
+	}, func() {}
 }
 
 // change sets the route and tells the device, then waits for its lookup.
