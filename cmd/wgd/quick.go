@@ -119,11 +119,8 @@ func wgQuickConfig(data []byte) string {
 		if strings.HasPrefix(key, "[") {
 			inInterface = strings.EqualFold(key, "[Interface]")
 		}
-		if inInterface {
-			switch strings.ToLower(key) {
-			case "address", "mtu", "dns", "table", "preup", "predown", "postup", "postdown", "saveconfig":
-				continue
-			}
+		if inInterface && quickOnlyKey(key) {
+			continue
 		}
 		b.WriteString(line)
 		b.WriteByte('\n')

@@ -89,14 +89,22 @@ func quickOnlyLine(data []byte) string {
 		case line[0] == '[':
 			inInterface = strings.EqualFold(line, "[Interface]")
 		case inInterface:
-			key, _, _ := strings.Cut(line, "=")
-			switch strings.ToLower(key) {
-			case "address", "dns", "mtu", "table", "preup", "postup", "predown", "postdown", "saveconfig":
+			if key, _, _ := strings.Cut(line, "="); quickOnlyKey(key) {
 				return line
 			}
 		}
 	}
 	return ""
+}
+
+// quickOnlyKey reports whether key (any case) is one of the [Interface]
+// keys only wg-quick reads.
+func quickOnlyKey(key string) bool {
+	switch strings.ToLower(key) {
+	case "address", "dns", "mtu", "table", "preup", "postup", "predown", "postdown", "saveconfig":
+		return true
+	}
+	return false
 }
 
 // confToDevice builds the transaction wg sends for a file. With replace

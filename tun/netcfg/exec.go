@@ -172,12 +172,8 @@ type ScriptVars struct {
 	Program    string
 }
 
-// prelude renders v as bash assignments, on one line. A nil v sets
-// nothing.
+// prelude renders v as bash assignments.
 func (v *ScriptVars) prelude(iface, configFile string) string {
-	if v == nil {
-		return ""
-	}
 	s := &v.Settings
 	var b strings.Builder
 	scalar := func(name, val string) {
@@ -196,21 +192,13 @@ func (v *ScriptVars) prelude(iface, configFile string) string {
 	scalar("INTERFACE", iface)
 	scalar("CONFIG_FILE", configFile)
 	scalar("WG_CONFIG", v.WGConfig)
-	addrs := make([]string, len(s.Addresses))
-	for i, a := range s.Addresses {
-		addrs[i] = a.String()
-	}
-	array("ADDRESSES", addrs)
+	array("ADDRESSES", stringsOf(s.Addresses))
 	mtu := ""
 	if s.MTU != 0 {
 		mtu = strconv.Itoa(s.MTU)
 	}
 	scalar("MTU", mtu)
-	dns := make([]string, len(s.DNS))
-	for i, a := range s.DNS {
-		dns[i] = a.String()
-	}
-	array("DNS", dns)
+	array("DNS", stringsOf(s.DNS))
 	array("DNS_SEARCH", s.DNSSearch)
 	scalar("TABLE", s.Table)
 	array("PRE_UP", s.PreUp)
@@ -224,6 +212,14 @@ func (v *ScriptVars) prelude(iface, configFile string) string {
 	scalar("SAVE_CONFIG", save)
 	scalar("PROGRAM", v.Program)
 	return b.String()
+}
+
+func stringsOf[T fmt.Stringer](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.String()
+	}
+	return out
 }
 
 // bashQuote quotes s as a bash $'...' string, which keeps newlines and
