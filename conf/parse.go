@@ -55,11 +55,21 @@ type parser struct {
 
 // Load reads and parses the file at path. Errors name the file by path.
 func Load(path string) (*Config, error) {
+	c, _, err := LoadText(path)
+	return c, err
+}
+
+// LoadText is Load that also returns the file's text.
+func LoadText(path string) (*Config, []byte, error) {
 	data, err := ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, data, nil
 }
 
 // MaxFileSize bounds what ReadFile reads: far above any real file (a

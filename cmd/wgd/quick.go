@@ -66,14 +66,10 @@ func absConfigPath(path string) string {
 }
 
 // loadConfig reads the file, warning (as wg-quick does) when others may
-// read it.
-func loadConfig(t quickTarget, stderr io.Writer) (*conf.Config, error) {
+// read it. The text comes back too, for the hooks' WG_CONFIG.
+func loadConfig(t quickTarget, stderr io.Writer) (*conf.Config, []byte, error) {
 	warnWorldAccessible(t.path, stderr)
-	c, err := conf.Load(t.path)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return conf.LoadText(t.path)
 }
 
 // warnWorldAccessible prints wg-quick's warning when others may reach the
@@ -94,10 +90,8 @@ func warnWorldAccessible(path string, stderr io.Writer) {
 }
 
 // scriptVars are wg-quick's script variables for hooks (${ADDRESSES[@]},
-// $WG_CONFIG, ...) from the file at path, parsed as c into s. The file is
-// read again for WG_CONFIG, which keeps its lines as written.
-func scriptVars(path string, c *conf.Config, s netcfg.Settings) *netcfg.ScriptVars {
-	data, _ := conf.ReadFile(path)
+// $WG_CONFIG, ...) from a file's text, parsed as c into s.
+func scriptVars(data []byte, c *conf.Config, s netcfg.Settings) *netcfg.ScriptVars {
 	return &netcfg.ScriptVars{Settings: s, WGConfig: wgQuickConfig(data), SaveConfig: c.Interface.SaveConfig, Program: programName()}
 }
 

@@ -166,7 +166,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	if err := checkNetAdmin(); err != nil {
 		return fmt.Errorf("up %s: %w", t.iface, err)
 	}
-	c, err := loadConfig(t, q.stderr)
+	c, data, err := loadConfig(t, q.stderr)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 		return nil
 	}
 	r := q.runner(t.path)
-	r.Vars = scriptVars(t.path, c, st.Settings)
+	r.Vars = scriptVars(data, c, st.Settings)
 	if _, err := r.Up(ctx, st.Settings, dev); err != nil {
 		if d != nil {
 			d.close()
@@ -369,12 +369,12 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 			fmt.Fprintf(q.stderr, "Warning: `%s' is not up: nothing to take down\n", t.iface)
 			return nil
 		}
-		c, lerr := loadConfig(t, q.stderr)
+		c, data, lerr := loadConfig(t, q.stderr)
 		if lerr != nil {
 			return lerr
 		}
 		st = &quickState{ConfigPath: t.path, Settings: settingsFor(t.iface, c, &device.Config{}), SaveConfig: c.Interface.SaveConfig}
-		vars = scriptVars(t.path, c, st.Settings)
+		vars = scriptVars(data, c, st.Settings)
 	} else {
 		switch {
 		case !present && q.staleAtUp:
@@ -389,11 +389,11 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 		// world-accessible warning); one that no longer parses leaves the
 		// hooks and SaveConfig recorded at up.
 		warnWorldAccessible(st.ConfigPath, q.stderr)
-		if c, err := conf.Load(st.ConfigPath); err == nil {
+		if c, data, err := conf.LoadText(st.ConfigPath); err == nil {
 			saved = fileKeys(st.Settings, c)
 			fileHooks(&st.Settings, c)
 			st.SaveConfig = c.Interface.SaveConfig
-			vars = scriptVars(st.ConfigPath, c, settingsFor(t.iface, c, &device.Config{}))
+			vars = scriptVars(data, c, settingsFor(t.iface, c, &device.Config{}))
 		}
 	}
 	if saved.Interface == "" {
@@ -485,7 +485,7 @@ func runSave(t quickTarget, q quickIO) error {
 			path = st.ConfigPath
 		}
 	}
-	c, err := loadConfig(quickTarget{iface: t.iface, path: path}, q.stderr)
+	c, _, err := loadConfig(quickTarget{iface: t.iface, path: path}, q.stderr)
 	if err != nil {
 		return err
 	}
@@ -519,7 +519,7 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 		return fmt.Errorf("reload %s: %w (no record of it)", iface, errNotUp)
 	}
 	t := quickTarget{iface: iface, path: st.ConfigPath}
-	c, err := loadConfig(t, q.stderr)
+	c, _, err := loadConfig(t, q.stderr)
 	if err != nil {
 		return err
 	}
