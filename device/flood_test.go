@@ -21,16 +21,12 @@ func TestHandshakeFloodGetsCookies(t *testing.T) {
 	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
 	connect(t, a, b, lo4, 0)
 
-	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer attacker.Close()
-	target := netip.AddrPortFrom(lo4, b.dev.Port())
+	attacker, target := newAttacker(t, b)
 	msgs := make([][]byte, 32)
 	for i := range msgs {
 		priv, _ := noise.NewPrivateKey(nil)
 		hs := noise.NewHandshake(noise.NewStatic(priv), b.pub, noise.PresharedKey{})
+		var err error
 		msgs[i], err = hs.CreateInitiation(nil, clock.Now(), uint32(i+1), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -99,12 +95,7 @@ func TestEstablishedPeerPassesDataDuringFlood(t *testing.T) {
 	connect(t, a, b, lo4, 0)
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("session up")))
 
-	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer attacker.Close()
-	target := netip.AddrPortFrom(lo4, b.dev.Port())
+	attacker, target := newAttacker(t, b)
 	priv, _ := noise.NewPrivateKey(nil)
 	hs := noise.NewHandshake(noise.NewStatic(priv), b.pub, noise.PresharedKey{})
 	flood, err := hs.CreateInitiation(nil, clock.Now(), 1, rand.Reader)
@@ -148,4 +139,16 @@ func TestEstablishedPeerPassesDataDuringFlood(t *testing.T) {
 	if delivered < n-2 {
 		t.Fatalf("only %d of %d data packets got through during the flood", delivered, n)
 	}
+}
+
+// newAttacker is a UDP socket on loopback, closed at cleanup, aimed at
+// node n's port.
+func newAttacker(t *testing.T, n *testNode) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, netip.AddrPortFrom(lo4, n.dev.Port())
 }

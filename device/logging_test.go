@@ -3,7 +3,6 @@ package device
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -140,12 +139,7 @@ func TestEveryDropReasonLogged(t *testing.T) {
 	connect(t, a, b, lo4, 0)
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("session up")))
 
-	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer attacker.Close()
-	target := netip.AddrPortFrom(lo4, b.dev.Port())
+	attacker, target := newAttacker(t, b)
 	data := make([]byte, noise.KeepaliveSize) // type 4, receiver index 0
 	data[0] = noise.TypeTransport
 	response := make([]byte, noise.ResponseSize) // an index b never gave

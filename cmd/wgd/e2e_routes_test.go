@@ -141,20 +141,13 @@ func TestE2EDaemonWithOnlyNetAdmin(t *testing.T) {
 	}
 	p := newNetnsPair(t)
 	dir := t.TempDir()
-	type side struct{ ns, iface, key, pub string }
-	a := side{ns: p.a, iface: fmt.Sprintf("wgca%d", os.Getpid()%100000)}
-	b := side{ns: p.b, iface: fmt.Sprintf("wgcb%d", os.Getpid()%100000)}
-	for _, s := range []*side{&a, &b} {
-		priv, pub := genKeyPair(t)
-		s.key, s.pub = dir+"/"+s.iface+".key", pub
-		if err := os.WriteFile(s.key, []byte(priv+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { exec.Command("ip", "-n", s.ns, "link", "del", s.iface).Run() })
+	a := newTunnelSide(t, dir, p.a, fmt.Sprintf("wgca%d", os.Getpid()%100000))
+	b := newTunnelSide(t, dir, p.b, fmt.Sprintf("wgcb%d", os.Getpid()%100000))
+	for _, s := range []tunnelSide{a, b} {
 		run(t, "ip", "netns", "exec", s.ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all,+net_admin,+net_bind_service",
 			"--no-new-privs", wgdBin, s.iface)
 	}
-	for i, s := range []side{a, b} {
+	for i, s := range []tunnelSide{a, b} {
 		other, n := b, i+1
 		if i == 1 {
 			other = a

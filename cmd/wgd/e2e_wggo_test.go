@@ -20,21 +20,9 @@ func TestE2EInteropWireguardGoBinary(t *testing.T) {
 	wggo := wireguardGo(t)
 	p := newNetnsPair(t)
 	dir := t.TempDir()
-	type side struct{ ns, iface, key, pub string }
-	a := side{ns: p.a, iface: fmt.Sprintf("wgdi%d", os.Getpid()%100000)}
-	b := side{ns: p.b, iface: fmt.Sprintf("wggo%d", os.Getpid()%100000)}
-	for _, s := range []*side{&a, &b} {
-		priv, pub := genKeyPair(t)
-		s.key, s.pub = dir+"/"+s.iface+".key", pub
-		if err := os.WriteFile(s.key, []byte(priv+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		exec.Command("ip", "-n", a.ns, "link", "del", a.iface).Run()
-		exec.Command("ip", "-n", b.ns, "link", "del", b.iface).Run()
-	})
-	configure := func(s, other side, n, otherN int) {
+	a := newTunnelSide(t, dir, p.a, fmt.Sprintf("wgdi%d", os.Getpid()%100000))
+	b := newTunnelSide(t, dir, p.b, fmt.Sprintf("wggo%d", os.Getpid()%100000))
+	configure := func(s, other tunnelSide, n, otherN int) {
 		t.Helper()
 		run(t, "ip", "netns", "exec", s.ns, "wg", "set", s.iface, "private-key", s.key, "listen-port", "51820",
 			"peer", other.pub, "endpoint", fmt.Sprintf("198.18.0.%d:51820", otherN),
@@ -84,4 +72,21 @@ func TestE2EInteropWireguardGoBinary(t *testing.T) {
 	if !strings.Contains(dump, b.pub) || strings.Contains(dump, "\t0\n") {
 		t.Errorf("no handshake with wireguard-go recorded:\n%s", dump)
 	}
+}
+
+// tunnelSide is one end of a tunnel between two namespaces: where it runs,
+// its interface, its private key's file and its public key.
+type tunnelSide struct{ ns, iface, key, pub string }
+
+// newTunnelSide makes a key pair for a side (the private key in a file in
+// dir) and deletes its interface at cleanup.
+func newTunnelSide(t *testing.T, dir, ns, iface string) tunnelSide {
+	t.Helper()
+	priv, pub := genKeyPair(t)
+	s := tunnelSide{ns: ns, iface: iface, key: dir + "/" + iface + ".key", pub: pub}
+	if err := os.WriteFile(s.key, []byte(priv+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", iface).Run() })
+	return s
 }

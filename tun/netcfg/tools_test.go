@@ -158,7 +158,8 @@ func TestDownStopsWhenSaveFails(t *testing.T) {
 		Save:   func() error { return errors.New("read-only file system") },
 		Delete: func() error { deleted = true; return nil },
 	}
-	r := &Runner{}
+	// No tools: the going case must not list the host's firewall.
+	r := &Runner{LookPath: func(string) (string, error) { return "", exec.ErrNotFound }}
 	err := r.Down(context.Background(), Settings{Interface: "wgdnosuch0"}, dev)
 	if err == nil || !strings.Contains(err.Error(), "save config") || deleted {
 		t.Fatalf("err %v, deleted %v: want the save error and the link kept", err, deleted)
