@@ -2,6 +2,7 @@ package tun
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -77,7 +78,13 @@ func (w *watcher) run() {
 		case endMoved:
 			idx, err := ifIndex(w.tunFd)
 			if err != nil {
-				w.checkDeleted()
+				if !w.checkDeleted() {
+					// Moved where this process cannot look (reaching
+					// another namespace takes CAP_SYS_ADMIN): the
+					// link is not gone, and the TUN's reads will
+					// still tell when it is.
+					w.unwatched(fmt.Errorf("link moved to another network namespace: %w", err))
+				}
 				return
 			}
 			w.ifindex = idx

@@ -214,9 +214,23 @@ func tcpTransfer(t *testing.T, p *netnsPair, host string) {
 // TestE2ENetnsMoveAndExit starts a daemon in namespace a, moves its TUN
 // into a third namespace (the UDP socket stays in a, as with wireguard-go),
 // checks the tunnel works from there, then deletes the link and checks the
-// daemon exits and removes its UAPI socket.
+// daemon exits and removes its UAPI socket. With only the capabilities the
+// systemd unit grants, the daemon cannot follow the link into the other
+// namespace (that takes setns(2)); it took that for a deletion and stopped.
 func TestE2ENetnsMoveAndExit(t *testing.T) {
 	needRoot(t)
+	t.Run("root", func(t *testing.T) { netnsMoveAndExit(t, nil) })
+	t.Run("net_admin", func(t *testing.T) {
+		if _, err := exec.LookPath("setpriv"); err != nil {
+			t.Skip("needs setpriv (util-linux)")
+		}
+		netnsMoveAndExit(t, []string{"setpriv", "--inh-caps=-all", "--bounding-set=-all,+net_admin,+net_bind_service", "--no-new-privs"})
+	})
+}
+
+// netnsMoveAndExit is TestE2ENetnsMoveAndExit with daemon a started under
+// the command prefix wrap.
+func netnsMoveAndExit(t *testing.T, wrap []string) {
 	p := newNetnsPair(t)
 	inner := p.a + "-in"
 	run(t, "ip", "netns", "add", inner)
@@ -224,7 +238,7 @@ func TestE2ENetnsMoveAndExit(t *testing.T) {
 	dir := t.TempDir()
 	dev := func(ns string) string { return fmt.Sprintf("wgdm%s%d", ns, os.Getpid()%10000) }
 	keys := writeKeys(t, dir)
-	run(t, "ip", "netns", "exec", p.a, wgdBin, dev("a"))
+	run(t, append(append([]string{"ip", "netns", "exec", p.a}, wrap...), wgdBin, dev("a"))...)
 	run(t, "ip", "netns", "exec", p.b, wgdBin, dev("b"))
 	t.Cleanup(func() {
 		exec.Command("ip", "-n", inner, "link", "del", dev("a")).Run()
@@ -232,6 +246,7 @@ func TestE2ENetnsMoveAndExit(t *testing.T) {
 	})
 	// Move a's TUN away before configuring it: the daemon keeps the fd.
 	run(t, "ip", "-n", p.a, "link", "set", dev("a"), "netns", inner)
+	time.Sleep(300 * time.Millisecond) // the watcher has seen the move
 	run(t, "ip", "netns", "exec", p.a, "wg", "set", dev("a"), "private-key", dir+"/a.key", "listen-port", "51820",
 		"peer", keys["b"], "endpoint", "198.18.0.2:51820", "allowed-ips", "198.19.0.2/32")
 	run(t, "ip", "netns", "exec", p.b, "wg", "set", dev("b"), "private-key", dir+"/b.key", "listen-port", "51820",
