@@ -80,23 +80,53 @@ const MaxFileSize = 256 << 20
 // ErrFileTooLarge is ReadFile's error for a file past MaxFileSize.
 var ErrFileTooLarge = errors.New("larger than 256 MiB: not a configuration file")
 
+// ErrNotText is ReadFile's error for a file holding a NUL byte, which no
+// text file has (wg-quick's shell drops them with a warning, wg cuts the
+// line there). Text saved as UTF-16 has one in every other byte.
+var ErrNotText = errors.New("holds a NUL byte: not a configuration file (UTF-16 text? save it as UTF-8)")
+
 // ReadFile reads a configuration file, at most MaxFileSize bytes.
 func ReadFile(path string) ([]byte, error) { return readFileMax(path, MaxFileSize) }
 
+// readFileMax reads path, refusing it past limit bytes or at its first NUL
+// byte. A regular file is read into one buffer of its size; anything else
+// (a pipe, a device) grows as it comes, so /dev/zero or /dev/urandom stop
+// in the first read instead of at the bound.
 func readFileMax(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	fail := func(err error) ([]byte, error) { return nil, &os.PathError{Op: "read", Path: path, Err: err} }
+	size := int64(4096)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		if fi.Size() > limit {
+			return fail(ErrFileTooLarge)
+		}
+		size = fi.Size() + 1 // +1: EOF in the first read when the size holds
 	}
-	if int64(len(data)) > limit {
-		return nil, &os.PathError{Op: "read", Path: path, Err: ErrFileTooLarge}
+	data := make([]byte, 0, min(size, limit+1))
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		room := data[len(data):min(int64(cap(data)), limit+1)]
+		n, err := f.Read(room)
+		if bytes.IndexByte(room[:n], 0) >= 0 {
+			return fail(ErrNotText)
+		}
+		data = data[:len(data)+n]
+		if int64(len(data)) > limit {
+			return fail(ErrFileTooLarge)
+		}
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
-	return data, nil
 }
 
 // Parse parses a configuration file held in data. The name is used only in

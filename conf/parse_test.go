@@ -2,11 +2,13 @@ package conf
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/wgdvpn/wgd/noise"
@@ -403,17 +405,70 @@ func TestEndpointAddrPort(t *testing.T) {
 }
 
 // TestReadFileBounded: a config path that leads to an endless file (a
-// symlink to /dev/zero) is refused at the bound instead of filling memory.
+// symlink to /dev/zero or /dev/urandom) is refused in the first read
+// instead of filling memory up to the bound; an endless text stream at the
+// bound; a file that holds a NUL byte (UTF-16 text) as not text.
 func TestReadFileBounded(t *testing.T) {
-	_, err := readFileMax("/dev/zero", 1<<20)
-	if !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), "/dev/zero") {
-		t.Fatalf("err = %v, want ErrFileTooLarge naming the file", err)
+	for _, dev := range []string{"/dev/zero", "/dev/urandom"} {
+		_, err := readFileMax(dev, 1<<30)
+		if !errors.Is(err, ErrNotText) || !strings.Contains(err.Error(), dev) {
+			t.Fatalf("%s: err = %v, want ErrNotText naming the file", dev, err)
+		}
 	}
-	path := filepath.Join(t.TempDir(), "wg0.conf")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		defer w.Close()
+		line := []byte(strings.Repeat("# endless\n", 100))
+		for range 2000 { // 2 MB, then the reader has refused it
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := readFileMax(fmt.Sprintf("/proc/self/fd/%d", r.Fd()), 1<<20); !errors.Is(err, ErrFileTooLarge) {
+		t.Fatalf("an endless pipe: err = %v, want ErrFileTooLarge", err)
+	}
+	dir := t.TempDir()
+	utf16 := filepath.Join(dir, "utf16.conf")
+	if err := os.WriteFile(utf16, []byte("\xff\xfe[\x00I\x00]\x00\n\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFileMax(utf16, 1<<20); !errors.Is(err, ErrNotText) {
+		t.Fatalf("UTF-16 text: err = %v, want ErrNotText", err)
+	}
+	path := filepath.Join(dir, "wg0.conf")
 	if err := os.WriteFile(path, []byte("[Interface]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if data, err := readFileMax(path, 12); err != nil || string(data) != "[Interface]\n" {
 		t.Fatalf("a file of exactly the bound: %q, %v", data, err)
+	}
+	if _, err := readFileMax(path, 11); !errors.Is(err, ErrFileTooLarge) {
+		t.Fatalf("a file one byte past the bound: err = %v", err)
+	}
+	big := filepath.Join(dir, "big.conf")
+	text := strings.Repeat("# a comment line\n", 10000)
+	if err := os.WriteFile(big, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readFileMax(big, 1<<20); err != nil || string(data) != text {
+		t.Fatalf("a 170 KB file: %d bytes, %v", len(data), err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString(text)
+			f.Close()
+		}
+	}()
+	if data, err := readFileMax(fifo, 1<<20); err != nil || string(data) != text {
+		t.Fatalf("a fifo: %d bytes, %v", len(data), err)
 	}
 }
