@@ -603,3 +603,59 @@ func TestNoInitiationRightAfterResponding(t *testing.T) {
 		t.Fatal("b sent no initiation REKEY_TIMEOUT after answering")
 	}
 }
+
+// TestHandshakeCancelsNewHandshakeTimer: data sent arms the new-handshake
+// timer (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT without an answer); an
+// authenticated handshake message from the peer cancels it as any
+// authenticated packet does, on the initiator (the response to a rekey the
+// data asked for) and on the responder (an initiation). Only data cancelled
+// it, so a peer that answered a rekey with just its response got a second,
+// needless handshake 15 s later (seen on the wire against wireguard-go).
+func TestHandshakeCancelsNewHandshakeTimer(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	clock := newFakeClock()
+	a, b := newTestNode(t, clock, 1), newTestNode(t, clock, 2)
+	connect(t, a, b, lo4, 0)
+	pb, pa := a.dev.peerFor(b.pub), b.dev.peerFor(a.pub)
+	armed := func(d *Device, p *Peer) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return d.pendingLocked(p, timerNewHandshake)
+	}
+	rx := func(p *Peer) uint64 { return p.rxBytes.Load() }
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("first session")))
+	// b owes a passive keepalive for that packet: let it go now, so that
+	// nothing but the handshake reaches a later.
+	before := rx(pb)
+	clock.Advance(noise.KeepaliveTimeout + time.Second)
+	b.dev.loop.poll.wake()
+	waitFor(t, "b's passive keepalive", func() bool { return rx(pb) > before })
+	if armed(a.dev, pb) {
+		t.Fatal("a's new-handshake timer still armed after b's keepalive")
+	}
+
+	// Initiator: the next packet after REKEY_AFTER_TIME arms the timer and
+	// asks for a rekey; b answers with its response only.
+	clock.Advance(noise.RekeyAfterTime)
+	done := a.dev.Counters().HandshakesDone
+	exchange(t, a, b, udp4(a.addr, b.addr, []byte("asks for a rekey")))
+	waitFor(t, "the rekey", func() bool { return a.dev.Counters().HandshakesDone > done })
+	if armed(a.dev, pb) {
+		t.Error("a's new-handshake timer still armed after b's handshake response")
+	}
+
+	// a confirms the new session with a keepalive, which cancels b's
+	// timer too: let it arrive first.
+	waitFor(t, "b to take the new session", func() bool { return pa.next.Load() == nil })
+
+	// Responder: b sends data that a does not answer, then a initiates.
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("unanswered")))
+	waitFor(t, "b's data to arm its new-handshake timer", func() bool { return armed(b.dev, pa) })
+	clock.Advance(noise.RekeyTimeout) // a may initiate again
+	done = a.dev.Counters().HandshakesDone
+	a.dev.sendInitiation(pb, false)
+	waitFor(t, "a's second handshake", func() bool { return a.dev.Counters().HandshakesDone > done })
+	if armed(b.dev, pa) {
+		t.Error("b's new-handshake timer still armed after a's initiation")
+	}
+}

@@ -187,6 +187,18 @@ func (d *Device) timersReceived(p *Peer, ep conn.Endpoint, data bool, now time.T
 	p.mu.Unlock()
 }
 
+// handshakeReceivedLocked is called after an initiation or response from p
+// was authenticated; p.mu is held. Like any authenticated packet (the
+// kernel's wg_timers_any_authenticated_packet_received and _traversal), it
+// cancels the new-handshake timer and restarts the persistent keepalive:
+// a peer that answers a rekey with only its response is alive, and without
+// this the data that asked for the rekey had a second handshake follow 15 s
+// later.
+func (d *Device) handshakeReceivedLocked(p *Peer, now time.Time) {
+	d.delTimerLocked(p, timerNewHandshake)
+	d.persistentKeepaliveLocked(p, now)
+}
+
 // timersSent is called after a run of authenticated packets to p was sent
 // (data: at least one was not a keepalive). Under one lock: after data, arm
 // the new-handshake timer (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT without an
