@@ -115,6 +115,20 @@ func readyPipe() *os.File {
 	return os.NewFile(3, "ready")
 }
 
+// daemonArgs is the command line of the daemon for interface name: `-f
+// NAME`, as wireguard-go's, or `-f -- NAME` when NAME would read as a
+// subcommand or a flag (an interface named "show" brought up by `wgd up
+// show` ran `wgd show` instead).
+func daemonArgs(root *cobra.Command, name string) []string {
+	if strings.HasPrefix(name, "-") {
+		return []string{"-f", "--", name}
+	}
+	if c, _, err := root.Find([]string{name}); err == nil && c != root {
+		return []string{"-f", "--", name}
+	}
+	return []string{"-f", name}
+}
+
 // spawnDaemon re-executes wgd in the foreground as a detached child and
 // waits until it reports ready (an empty line) or an error.
 func spawnDaemon(cmd *cobra.Command, name string) error {
@@ -127,7 +141,7 @@ func spawnDaemon(cmd *cobra.Command, name string) error {
 		return fmt.Errorf("readiness pipe: %w", err)
 	}
 	defer r.Close()
-	child := exec.Command(self, "-f", name)
+	child := exec.Command(self, daemonArgs(cmd.Root(), name)...)
 	child.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", envTunFd, envUAPIFd),
 		envForeground+"=1", envReadyFd+"=3")
 	child.ExtraFiles = []*os.File{w}

@@ -1009,3 +1009,63 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestE2EQuickForegroundTakenDown: the interface of `wgd up -f` (the
+// systemd unit, the container) taken down from outside. `wgd down` returns
+// at once and the up -f process exits with it: both used to wait on each
+// other, down for the daemon's socket to go quiet and the daemon's own
+// teardown for the lock down held (6 s for down, 9 s for up -f). After `ip
+// link del` of a full tunnel, up -f itself removes the policy rules and
+// firewall tables its up added.
+func TestE2EQuickForegroundTakenDown(t *testing.T) {
+	for _, how := range []string{"wgd down", "ip link del"} {
+		t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) {
+			s := newQuickSetup(t)
+			path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 0.0.0.0/0")
+			_, done, stderr := startForeground(t, s.a.ns, path)
+			if !waitFor(10*time.Second, func() bool {
+				return strings.Contains(ipIn(t, s.a.ns, "-4", "rule"), "suppress_prefixlength")
+			}) {
+				t.Fatal("the full tunnel never came up")
+			}
+			start := time.Now()
+			if how == "wgd down" {
+				mustWgd(t, s.a.ns, "down", path)
+			} else {
+				ipIn(t, s.a.ns, "link", "del", s.a.iface)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("%s took %v", how, took)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("wgd up -f: %v\n%s", err, stderr)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatalf("wgd up -f still running 3 s after %s", how)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("wgd up -f exited %v after %s", took, how)
+			}
+			lacks(t, "up -f output", stderr.String(), "nothing to take down")
+			assertGone(t, s.a.ns, s.a.iface)
+		})
+	}
+}
+
+// TestE2EQuickUpSubcommandName: an interface named like a subcommand
+// ("version") comes up with `wgd up`, whose daemon is `wgd -f -- version`;
+// it was started as `wgd -f version`, which printed the version and exited.
+func TestE2EQuickUpSubcommandName(t *testing.T) {
+	s := newQuickSetup(t)
+	s.a.iface = "version"
+	t.Cleanup(func() { cleanupIface(s.a.ns, "version") })
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	mustWgd(t, s.a.ns, "up", path)
+	if out := run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", "version", "listen-port"); strings.TrimSpace(out) != "51820" {
+		t.Errorf("wg show version listen-port: %q", out)
+	}
+	mustWgd(t, s.a.ns, "down", path)
+	assertGone(t, s.a.ns, "version")
+}

@@ -263,6 +263,7 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 // runForeground keeps an in-process daemon (`wgd up -f`) until SIGTERM or
 // SIGINT, reloading on SIGHUP, then takes the interface down.
 func runForeground(ctx context.Context, t quickTarget, d *daemon, q quickIO) error {
+	mine, _ := readState(t.iface) // written by this up, just before
 	d.notify.send("READY=1")
 	err := d.wait(ctx, func() {
 		if err := reloadInterface(context.Background(), t.iface, q); err != nil {
@@ -270,6 +271,25 @@ func runForeground(ctx context.Context, t quickTarget, d *daemon, q quickIO) err
 		}
 	})
 	d.notify.send("STOPPING=1")
+	if _, lerr := netlink.LinkByName(t.iface); lerr != nil {
+		// The link went (`wgd down` or `ip link del` from elsewhere):
+		// stop answering on the UAPI socket before taking the lock. A
+		// `wgd down` holding it waits for the socket to go quiet, and
+		// the teardown waits for the lock: 6 s for both.
+		d.close()
+		unlock, lerr := lockInterface(t.iface)
+		if lerr != nil {
+			return errors.Join(err, lerr)
+		}
+		defer unlock()
+		if st, serr := readState(t.iface); serr != nil || mine == nil || st.Ifindex != mine.Ifindex || st.NetnsIno != mine.NetnsIno {
+			// That down took everything away (or a new up of the
+			// name owns the record now); only `ip link del` leaves
+			// this up's record, and what it names, to clean up.
+			return err
+		}
+		return errors.Join(err, runDownLocked(context.Background(), t, q, d))
+	}
 	downErr := runDown(context.Background(), t, q, d)
 	d.close()
 	return errors.Join(err, downErr)
