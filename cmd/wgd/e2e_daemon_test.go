@@ -575,3 +575,27 @@ func TestE2EUAPISurvivesFdExhaustion(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EDaemonNearTypoSaysSo: `wgd shwo` (a mistyped `show`) starts a
+// daemon, as wireguard-go's command line asks, but says so on stderr; it
+// used to leave a new link and process with nothing printed. A name that
+// is no near miss starts one silently, as wireguard-go.
+func TestE2EDaemonNearTypoSaysSo(t *testing.T) {
+	needRoot(t)
+	ns := newNetns(t, "typo")
+	plain := fmt.Sprintf("wgdty%d", os.Getpid()%10000)
+	for name, want := range map[string]string{"shwo": `"shwo" is not a command (did you mean "show"?)`, plain: ""} {
+		t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", name).Run() })
+		r := runTool(t, "", "ip", "netns", "exec", ns, wgdBin, name)
+		if r.code != 0 {
+			t.Fatalf("wgd %s: exit %d\n%s", name, r.code, r.stderr)
+		}
+		if want == "" && r.stderr != "" {
+			t.Errorf("wgd %s printed %q", name, r.stderr)
+		}
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("wgd %s: no %q in %q", name, want, r.stderr)
+		}
+		run(t, "ip", "-n", ns, "link", "show", name)
+	}
+}

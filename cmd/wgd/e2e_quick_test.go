@@ -1069,3 +1069,21 @@ func TestE2EQuickUpSubcommandName(t *testing.T) {
 	mustWgd(t, s.a.ns, "down", path)
 	assertGone(t, s.a.ns, "version")
 }
+
+// TestE2EQuickDownMistypedName: down of a name with no file, no link and no
+// record fails as wg-quick's (exit 1, "does not exist") instead of warning
+// and exiting 0, so `wgd down wg0 || alert` notices a misspelt name; a file
+// whose interface is not up is still a warning and exit 0 (idempotent).
+func TestE2EQuickDownMistypedName(t *testing.T) {
+	s := newQuickSetup(t)
+	missing := filepath.Join(s.dir, s.a.iface+"x.conf")
+	r := wgdIn(t, s.a.ns, "down", missing)
+	if r.code != 1 || !strings.Contains(r.stderr, "`"+missing+"' does not exist") {
+		t.Errorf("down of a missing file: exit %d\n%s", r.code, r.stderr)
+	}
+	path := s.conf(t, s.a, "Address = 198.19.0.1/24", "AllowedIPs = 198.19.0.2/32")
+	r = wgdIn(t, s.a.ns, "down", path)
+	if r.code != 0 || !strings.Contains(r.stderr, "is not up: nothing to take down") {
+		t.Errorf("down of an interface that is not up: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/wgdvpn/wgd/tun/netcfg"
@@ -72,12 +73,20 @@ func newRootCmd() *cobra.Command {
 				}
 				return fmt.Errorf("%s; run 'wgd --help' for the commands", msg)
 			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 && !strings.HasPrefix(args[0], "wg") {
+				// wireguard-go's form takes any name, so a mistyped
+				// `wgd shwo` starts a daemon: say so, rather than
+				// leave a new link and process unseen.
+				fmt.Fprintf(cmd.ErrOrStderr(), "wgd: %q is not a command (did you mean %q?): starting a daemon for an interface named %q; `ip link del %s` stops it\n",
+					args[0], s[0], args[0], args[0])
+			}
 			return runDaemon(cmd, args, foreground)
 		},
 	}
 	root.Flags().BoolVarP(&foreground, "foreground", "f", false,
 		"stay in the foreground instead of daemonizing (wireguard-go's -f)")
 	root.SetVersionTemplate(versionLine() + "\n")
+	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newGenkeyCmd(), newPubkeyCmd(), newGenpskCmd(), newStripCmd(), newVersionCmd())
 	root.AddCommand(newUpCmd(), newDownCmd(), newReloadCmd(), newSaveCmd())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"net"
 	"os"
@@ -385,7 +386,12 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 	var vars *netcfg.ScriptVars
 	if err != nil {
 		if !present {
-			_ = deleteInterface(t.iface)
+			_ = deleteInterface(t.iface) // a stale socket
+			if _, serr := os.Stat(t.path); errors.Is(serr, fs.ErrNotExist) {
+				// No file, no link, no record: a mistyped name,
+				// most likely. wg-quick's words and exit status.
+				return fmt.Errorf("`%s' does not exist", t.path)
+			}
 			fmt.Fprintf(q.stderr, "Warning: `%s' is not up: nothing to take down\n", t.iface)
 			return nil
 		}
