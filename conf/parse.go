@@ -98,7 +98,12 @@ func readFileMax(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fail := func(err error) ([]byte, error) { return nil, &os.PathError{Op: "read", Path: path, Err: err} }
+	fail := func(err error) ([]byte, error) {
+		if _, ok := err.(*os.PathError); ok {
+			return nil, err // names the file already
+		}
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
 	size := int64(4096)
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
 		if fi.Size() > limit {

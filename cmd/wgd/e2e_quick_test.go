@@ -470,7 +470,7 @@ func TestE2EQuickBadInput(t *testing.T) {
 		want  []string
 	}{
 		{"missing file", func(t *testing.T) string { return filepath.Join(s.dir, "nosuch0.conf") },
-			[]string{"nosuch0.conf", "no such file or directory"}},
+			[]string{"`" + filepath.Join(s.dir, "nosuch0.conf") + "' does not exist"}},
 		{"config error", func(t *testing.T) string {
 			return writeQuickConf(t, s.dir, s.a.iface+"x", "[Interface]\nPrivateKey = "+s.a.priv+"\nListenPort = eighty\n")
 		}, []string{s.a.iface + "x.conf:3: ListenPort"}},

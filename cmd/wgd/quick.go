@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -68,6 +69,9 @@ func absConfigPath(path string) string {
 // loadConfig reads the file, warning (as wg-quick does) when others may
 // read it. The text comes back too, for the hooks' WG_CONFIG.
 func loadConfig(t quickTarget, stderr io.Writer) (*conf.Config, []byte, error) {
+	if _, err := os.Stat(t.path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("`%s' does not exist", t.path) // wg-quick's words
+	}
 	warnWorldAccessible(t.path, stderr)
 	return conf.LoadText(t.path)
 }

@@ -43,8 +43,7 @@ func newStripCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			warnWorldAccessible(target.path, cmd.ErrOrStderr())
-			c, err := conf.Load(target.path)
+			c, _, err := loadConfig(target, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
