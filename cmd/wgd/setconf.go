@@ -44,8 +44,12 @@ func runSetconf(e *wgEnv, mode confMode, args []string) int {
 		fmt.Fprintf(e.Stderr, "%v\nConfiguration parsing error\n", err)
 		return 1
 	}
-	if line := quickOnlyLine(data); line != "" {
-		fmt.Fprintf(e.Stderr, "Line unrecognized: `%s'\nConfiguration parsing error\n", line)
+	if line, n := quickOnlyLine(data); line != "" {
+		// wg's refusal, then what to do about it: the likeliest mistake
+		// is a wg-quick file (`wgd setconf wg0 /etc/wireguard/wg0.conf`).
+		key, _, _ := strings.Cut(line, "=")
+		fmt.Fprintf(e.Stderr, "Line unrecognized: `%s'\n%s:%d: %s is a wg-quick key, which setconf does not take: give it the output of `wgd strip %s`\nConfiguration parsing error\n",
+			line, args[1], n, key, args[1])
 		return 1
 	}
 	cfg, err := confToDevice(e, c, mode != modeAdd)
@@ -71,10 +75,12 @@ func runSetconf(e *wgEnv, mode confMode, args []string) int {
 // quickOnlyLine returns the first line of an [Interface] section whose
 // key only wg-quick reads, as wg prints it when setconf refuses the file
 // (from the first '#' on cut, every white space character removed), or ""
-// if there is none. `wgd strip` removes those keys.
-func quickOnlyLine(data []byte) string {
+// if there is none, and its line number. `wgd strip` removes those keys.
+func quickOnlyLine(data []byte) (string, int) {
 	inInterface := false
+	n := 0
 	for raw := range strings.Lines(string(data)) {
+		n++
 		if i := strings.IndexByte(raw, '#'); i >= 0 {
 			raw = raw[:i]
 		}
@@ -90,11 +96,11 @@ func quickOnlyLine(data []byte) string {
 			inInterface = strings.EqualFold(line, "[Interface]")
 		case inInterface:
 			if key, _, _ := strings.Cut(line, "="); quickOnlyKey(key) {
-				return line
+				return line, n
 			}
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // quickOnlyKey reports whether key (any case) is one of the [Interface]

@@ -577,3 +577,26 @@ func TestResolveRetriesShowWhileWaiting(t *testing.T) {
 		t.Fatalf("held stderr %q", held.String())
 	}
 }
+
+// TestSetconfRefusesQuickKeys: a wg-quick file given to setconf is refused
+// with wg's line, then the file and line and what to do instead (the
+// output of `wgd strip`), and nothing is set.
+func TestSetconfRefusesQuickKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wg0.conf")
+	text := "[Interface]\nPrivateKey = " + testKey(t, 1).String() + "\n# comment\nAddress = 198.19.0.1/24 # the tunnel\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBackend{names: []string{"wg0"}}
+	e, _, errb := newTestEnv(fb, time.Now())
+	if rc := runSetconf(e, modeSet, []string{"wg0", path}); rc != 1 {
+		t.Fatalf("rc %d", rc)
+	}
+	want := "Line unrecognized: `Address=198.19.0.1/24'\n" + path + ":4: Address is a wg-quick key, which setconf does not take: give it the output of `wgd strip " + path + "`\nConfiguration parsing error\n"
+	if errb.String() != want {
+		t.Errorf("stderr %q\nwant %q", errb, want)
+	}
+	if len(fb.sets) != 0 {
+		t.Errorf("a refused file set %d transactions", len(fb.sets))
+	}
+}
