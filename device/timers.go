@@ -120,6 +120,7 @@ func (l *loop) fire(e timerEntry, now time.Time) {
 	case timerNewHandshake:
 		l.expiredNewHandshake(e.peer)
 	case timerZeroKeyMaterial:
+		l.d.log.Debug("removing all keys: no new session for 3 x REJECT_AFTER_TIME", "peer", e.peer.short(), "after", 3*noise.RejectAfterTime)
 		e.peer.zeroKeys()
 	case timerPersistentKeepalive:
 		l.sendKeepalive(e.peer)
