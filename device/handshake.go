@@ -197,7 +197,11 @@ func (d *Device) handleCookieReply(msg []byte, ep conn.Endpoint, now time.Time) 
 	p.mu.Unlock()
 	if err != nil {
 		d.countHandshakeError(err, "cookie reply", ep, now)
+		return
 	}
+	// The peer is under load: the next initiation (on the retransmit
+	// timer, REKEY_TIMEOUT later) carries mac2.
+	d.log.Debug("received cookie reply: the peer is under load", "peer", p.short(), "endpoint", ep.Dst)
 }
 
 // handleInitiation is the responder: consume the initiation, answer with a
