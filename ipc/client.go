@@ -119,8 +119,17 @@ func InterfacesIn(dir string) ([]string, error) {
 	var names []string
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".sock")
-		if !ok || e.Type()&os.ModeSocket == 0 || checkName(name) != nil {
+		if !ok || checkName(name) != nil {
 			continue
+		}
+		if e.Type()&os.ModeSocket == 0 {
+			// readdir's type is the entry's own: a symlink, or the file
+			// a socket is bind-mounted over (a container given one
+			// socket). stat(2) sees the socket, as wg's check does.
+			fi, err := os.Stat(socketPath(dir, name))
+			if err != nil || fi.Mode()&os.ModeSocket == 0 {
+				continue
+			}
 		}
 		c, err := net.DialTimeout("unix", socketPath(dir, name), time.Second)
 		if err != nil {

@@ -59,3 +59,32 @@ func TestInterfacesInDirectoryOrder(t *testing.T) {
 		t.Fatalf("missing directory: %v %v", missing, err)
 	}
 }
+
+// TestInterfacesInFollowsLinks: a socket reached through a symlink (or
+// bind-mounted over a file, as a container is given one socket, whose
+// readdir entry then says "regular file") is listed, as wg lists it: wg
+// stats the path. A symlink to something that is not a socket is not.
+func TestInterfacesInFollowsLinks(t *testing.T) {
+	real, dir := t.TempDir(), t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(real, "wgl.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := os.Symlink(filepath.Join(real, "wgl.sock"), filepath.Join(dir, "wgl.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "plain"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(real, "plain"), filepath.Join(dir, "wgp.sock")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := InterfacesIn(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"wgl"}) {
+		t.Fatalf("InterfacesIn = %v, want [wgl]", got)
+	}
+}
