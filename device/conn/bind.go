@@ -101,8 +101,9 @@ func (b *Bind) ReadCoalesced(fd int, msgs []Message) (int, error) {
 // A route that can never take GSO (EIO) turns it off for the socket; one
 // that refuses a GSO datagram with EINVAL or EMSGSIZE that goes out
 // without GSO (segments larger than the path's MTU) turns it off for
-// datagrams of that size and larger only, until ResetGSOLimit. Either is
-// logged once, and the datagrams are resent without GSO.
+// datagrams of that size and larger only, until ResetGSOLimit or
+// gsoRetryAfter such datagrams later. Either is logged once, and the
+// datagrams are resent without GSO.
 func (b *Bind) Write(msgs []Message) (int, error) {
 	if b.fd4.Load() < 0 {
 		return 0, ErrClosed
@@ -165,9 +166,13 @@ func (b *Bind) Write(msgs []Message) (int, error) {
 // is set. It returns the headers and the messages (iovecs) they use.
 func (b *Bind) prepRun(msgs []Message, fam int, gso bool, below int) (hdrs, used int) {
 	for used < MaxBatch && used < len(msgs) && family(msgs[used].Ep.Dst) == fam {
-		c := b.tx.prepGroup(hdrs, used, msgs[used:], gso && (below == 0 || len(msgs[used].Buf) < below), MaxBatch-used)
+		limited := gso && below != 0 && len(msgs[used].Buf) >= below
+		c := b.tx.prepGroup(hdrs, used, msgs[used:], gso && !limited, MaxBatch-used)
 		if c == 0 {
 			break
+		}
+		if limited {
+			b.offFor(fam).limitedSend()
 		}
 		hdrs++
 		used += c

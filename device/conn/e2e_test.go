@@ -134,7 +134,8 @@ func testWriteWouldBlock(t *testing.T, opts Options, count int) {
 // datagram with EINVAL, Write resends the messages one by one (the kernel
 // fragments them) and all 64 arrive. GSO stays on for smaller datagrams:
 // only datagrams of the refused size and larger leave one by one, until
-// ResetGSOLimit (a TUN MTU change), after which large ones try GSO again.
+// ResetGSOLimit (a TUN MTU change) or gsoRetryAfter of them later, after
+// which large ones try GSO again, and keep it once the path takes them.
 func TestE2EGSOFallbackSmallMTU(t *testing.T) {
 	needRoot(t)
 	ns := newNetns(t, fmt.Sprintf("wgdgso-%d", os.Getpid()), "mtu", "1280")
@@ -199,6 +200,19 @@ func TestE2EGSOFallbackSmallMTU(t *testing.T) {
 	send(1452) // tries GSO again, is refused again
 	if below := a.off4.gsoBelow.Load(); below != 1452 {
 		t.Fatalf("GSO size limit %d after a new refusal, want 1452", below)
+	}
+	// The path grows back (the underlay's MTU raised again): after
+	// gsoRetryAfter datagrams one by one, GSO is tried and kept. It used
+	// to stay off for them until the TUN's MTU changed.
+	run(t, "ip", "-n", ns, "link", "set", "lo", "mtu", "65536")
+	for range gsoRetryAfter / 64 {
+		send(1452)
+	}
+	if g := send(1452); g == 0 {
+		t.Fatalf("no GSO datagrams of 1452-byte segments after the path grew (limit %d)", a.off4.gsoBelow.Load())
+	}
+	if below := a.off4.gsoBelow.Load(); below != 0 {
+		t.Fatalf("GSO size limit %d after the path grew, want none", below)
 	}
 }
 

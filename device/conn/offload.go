@@ -29,7 +29,13 @@ type offload struct {
 	// of GSO: a datagram of that size was refused with GSO and went out
 	// without it (see Write).
 	gsoBelow atomic.Int32
-	gro      bool
+	// limited counts datagrams kept out of GSO by gsoBelow since it was
+	// set; at gsoRetryAfter the limit is lifted and GSO tried again.
+	limited atomic.Uint32
+	// gsoLogged is the last limit logged, so that a limit set again after
+	// a retry the path still refuses is not logged again.
+	gsoLogged atomic.Int32
+	gro       bool
 	carry    *carry
 }
 
@@ -87,10 +93,29 @@ func (b *Bind) limitGSO(fam, size int, errno unix.Errno) {
 			return
 		}
 		if o.gsoBelow.CompareAndSwap(cur, int32(size)) {
-			b.log.Info("UDP GSO refused on this path for datagrams this large, sending them one by one",
-				"family", famName(fam), "bytes", size, "err", errno)
+			o.limited.Store(0)
+			if o.gsoLogged.Swap(int32(size)) != int32(size) {
+				b.log.Info("UDP GSO refused on this path for datagrams this large, sending them one by one",
+					"family", famName(fam), "bytes", size, "err", errno)
+			}
 			return
 		}
+	}
+}
+
+// gsoRetryAfter is how many datagrams go out one by one under a size limit
+// before GSO is tried for them again: the path may have grown back (an
+// underlay MTU raised again), and the limit used to stay until the TUN's
+// MTU changed, at a third of the throughput. A retry the path still
+// refuses costs one refused sendmmsg and sets the limit again, unlogged.
+const gsoRetryAfter = 4096
+
+// limitedSend counts one datagram kept out of GSO by the size limit and
+// lifts the limit after gsoRetryAfter of them.
+func (o *offload) limitedSend() {
+	if o.limited.Add(1) >= gsoRetryAfter {
+		o.limited.Store(0)
+		o.gsoBelow.Store(0)
 	}
 }
 
@@ -98,8 +123,10 @@ func (b *Bind) limitGSO(fam, size int, errno unix.Errno) {
 // datagrams try GSO again: the device calls it when the TUN's MTU
 // changes. Safe from any goroutine.
 func (b *Bind) ResetGSOLimit() {
-	b.off4.gsoBelow.Store(0)
-	b.off6.gsoBelow.Store(0)
+	for _, o := range []*offload{&b.off4, &b.off6} {
+		o.gsoBelow.Store(0)
+		o.gsoLogged.Store(0)
+	}
 }
 
 func (b *Bind) offFor(fam int) *offload {
