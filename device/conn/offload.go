@@ -36,7 +36,7 @@ type offload struct {
 	// a retry the path still refuses is not logged again.
 	gsoLogged atomic.Int32
 	gro       bool
-	carry    *carry
+	carry     *carry
 }
 
 // probeOffloads turns on what the kernel has on a bound socket and says
