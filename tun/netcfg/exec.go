@@ -101,6 +101,11 @@ func (r *Runner) runHooks(ctx context.Context, phase, iface string, hooks []stri
 		r.printf("[#] %s", h)
 		argv := append(append([]string(nil), shell...), lead+h)
 		if err := r.run(ctx, command{argv: argv, env: env, extra: extra, ownStdin: true}); err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				// Killed because the run was interrupted (SIGINT,
+				// SIGTERM), not because it failed on its own.
+				err = fmt.Errorf("interrupted (%w): %w", cerr, err)
+			}
 			return stepErr(phase+" hook "+quote(h), fmt.Errorf("%w: %w", ErrHook, err))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,6 +78,27 @@ func TestHooks(t *testing.T) {
 	}
 	if out.String() != "hello wg0\n" || strings.Join(printed, "|") != "echo hello wg0|false" {
 		t.Fatalf("out %q printed %q", out.String(), printed)
+	}
+}
+
+// TestHookInterrupted: a hook killed because the run was interrupted
+// (Ctrl-C, SIGTERM) says so; it read "hook failed: signal: killed", as if
+// the hook had crashed. A hook that fails on its own does not say it.
+func TestHookInterrupted(t *testing.T) {
+	var out bytes.Buffer
+	r := &Runner{Stdout: &out, Stderr: &out, Print: func(string, ...any) {}}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := r.runHooks(ctx, "PostUp", "wg0", []string{"sleep 10"})
+	if !errors.Is(err, ErrHook) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("the hook ran on for %v after the interruption", time.Since(start))
+	}
+	if err := r.runHooks(context.Background(), "PostUp", "wg0", []string{"exit 3"}); strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("a failing hook said it was interrupted: %v", err)
 	}
 }
 
