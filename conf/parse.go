@@ -83,7 +83,7 @@ var ErrFileTooLarge = errors.New("larger than 256 MiB: not a configuration file"
 // ErrNotText is ReadFile's error for a file holding a NUL byte, which no
 // text file has (wg-quick's shell drops them with a warning, wg cuts the
 // line there). Text saved as UTF-16 has one in every other byte.
-var ErrNotText = errors.New("holds a NUL byte: not a configuration file (UTF-16 text? save it as UTF-8)")
+var ErrNotText = errors.New("holds a NUL byte: not a configuration file (if it is UTF-16 text, save it as UTF-8)")
 
 // ReadFile reads a configuration file, at most MaxFileSize bytes.
 func ReadFile(path string) ([]byte, error) { return readFileMax(path, MaxFileSize) }

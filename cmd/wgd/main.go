@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/wgdvpn/wgd/tun/netcfg"
@@ -73,12 +72,12 @@ func newRootCmd() *cobra.Command {
 				}
 				return fmt.Errorf("%s; run 'wgd --help' for the commands", msg)
 			}
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 && !strings.HasPrefix(args[0], "wg") {
+			if near := nearCommand(cmd, args[0]); near != "" {
 				// wireguard-go's form takes any name, so a mistyped
 				// `wgd shwo` starts a daemon: say so, rather than
 				// leave a new link and process unseen.
 				fmt.Fprintf(cmd.ErrOrStderr(), "wgd: %q is not a command (did you mean %q?): starting a daemon for an interface named %q; `ip link del %s` stops it\n",
-					args[0], s[0], args[0], args[0])
+					args[0], near, args[0], args[0])
 			}
 			return runDaemon(cmd, args, foreground)
 		},
@@ -92,6 +91,47 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newUpCmd(), newDownCmd(), newReloadCmd(), newSaveCmd())
 	addWgCommands(root) // show, showconf, set, setconf, addconf, syncconf
 	return root
+}
+
+// nearCommand returns the subcommand that word is one slip away from (one
+// letter changed, added or dropped, or two neighbours swapped), or "". Only
+// words and commands of four letters or more count: short names such as
+// tun, vpn or gw are ordinary interface names, one slip from "up" or "set".
+func nearCommand(root *cobra.Command, word string) string {
+	if len(word) < 4 {
+		return ""
+	}
+	for _, c := range root.Commands() {
+		if name := c.Name(); len(name) >= 4 && c.IsAvailableCommand() && oneSlip(word, name) {
+			return name
+		}
+	}
+	return ""
+}
+
+// oneSlip reports whether a and b differ by one substitution, insertion,
+// deletion or swap of adjacent letters.
+func oneSlip(a, b string) bool {
+	if a == b {
+		return false
+	}
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	switch {
+	case len(b)-len(a) > 1:
+		return false
+	case len(a) < len(b): // one letter more in b
+		return a[i:] == b[i+1:]
+	case i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]: // swap
+		return true
+	default: // one letter changed
+		return a[i+1:] == b[i+1:]
+	}
 }
 
 // usageArgs rejects any positional argument, the way wg's key commands do,

@@ -121,3 +121,20 @@ func TestExitCodeMissingDNSTool(t *testing.T) {
 		t.Fatalf("exit code %d, want 1", got)
 	}
 }
+
+// TestNearCommand: the typo notice of `wgd WORD` fires for one slip from a
+// subcommand of four letters or more, and not for ordinary short
+// interface names that are one slip from "up" or "set" (tun, vpn, gw ...).
+func TestNearCommand(t *testing.T) {
+	root := newRootCmd()
+	for word, want := range map[string]string{
+		"shwo": "show", "verison": "version", "genkye": "genkey", "sav": "", "svae": "save", "dwn": "",
+		"showconff": "showconf", "strp": "strip", "reloda": "reload",
+		"tun": "", "tap": "", "vpn": "", "gw": "", "ups": "", "sets": "", "site": "", "sync": "", "gen": "", "pub": "",
+		"wg0": "", "office": "", "show": "", "wgnet": "",
+	} {
+		if got := nearCommand(root, word); got != want {
+			t.Errorf("nearCommand(%q) = %q, want %q", word, got, want)
+		}
+	}
+}
