@@ -248,7 +248,7 @@ func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.End
 	// the kernel and wireguard-go (rx_bytes), and for the timers.
 	p.rxBytes.Add(noise.InitiationSize)
 	d.handshakeReceivedLocked(p, now)
-	p.endpoint = ep
+	p.learnEndpointLocked(ep)
 	if p.handshakeIndex != 0 {
 		d.indices.remove(p.handshakeIndex)
 		p.handshakeIndex = 0
@@ -309,7 +309,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 		d.countHandshakeError(err, "handshake response", ep, now)
 		return
 	}
-	p.endpoint = ep
+	p.learnEndpointLocked(ep)
 	kp := &keypair{Keypair: nk, peer: p}
 	d.indices.setKeypair(idx, kp)
 	p.handshakeIndex = 0

@@ -48,6 +48,10 @@ type Peer struct {
 	// overwrite a handshake we are answering.
 	lastSentHandshake time.Time
 	endpoint          conn.Endpoint // Dst invalid = unknown
+	// badSource is a sticky source (Src, Ifindex, for Dst) that a route
+	// check found leaving by another interface: packets that keep arriving
+	// at that address must not teach it again (see learnEndpointLocked).
+	badSource         conn.Endpoint
 	psk               noise.PresharedKey
 	keepaliveInterval uint16
 	timers            peerTimers
@@ -72,6 +76,13 @@ func (p *Peer) endpointCopy() conn.Endpoint {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.endpoint
+}
+
+// badSourceCopy returns p.badSource, read under p's lock.
+func (p *Peer) badSourceCopy() conn.Endpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.badSource
 }
 
 // clearSource drops the sticky local address, so that the next send lets the
@@ -211,4 +222,18 @@ func (l *peerList) remove(p *Peer) {
 func (p *Peer) short() string {
 	k := p.public.String()
 	return k[:4] + "…" + k[len(k)-5:len(k)-1]
+}
+
+// learnEndpointLocked records ep, the address an authenticated packet from
+// p came from and the local address and interface it arrived at, as p's
+// endpoint (roaming); p.mu is held. A local address that the last route
+// check found routing to ep.Dst out of another interface is not kept as
+// the source: as in the kernel, which drops such a source at send, the
+// kernel then picks one. Replies from a laptop's old LAN address out of a
+// new uplink made its server roam to that private address (15 s outages).
+func (p *Peer) learnEndpointLocked(ep conn.Endpoint) {
+	if b := p.badSource; b.Src.IsValid() && ep.Src == b.Src && ep.Ifindex == b.Ifindex && ep.Dst == b.Dst {
+		ep.ClearSource()
+	}
+	p.endpoint = ep
 }

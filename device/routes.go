@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgdvpn/wgd/device/conn"
 )
 
 // Routes is how the device follows the host's routing, so that a peer's
@@ -173,19 +175,37 @@ func (d *Device) recheckSources(r Routes) {
 	d.cfgMu.Lock()
 	mark := d.fwmark
 	d.cfgMu.Unlock()
-	var sticky []*Peer
+	var sticky, barred []*Peer
 	d.peersMu.RLock()
 	for p := d.peerList.head; p != nil; p = p.nextInList {
 		if ep := p.endpointCopy(); ep.Src.IsValid() && ep.Ifindex != 0 && !ep.Dst.Addr().IsLinkLocalUnicast() {
 			sticky = append(sticky, p)
 		}
+		if p.badSourceCopy().Src.IsValid() {
+			barred = append(barred, p)
+		}
 	}
 	d.peersMu.RUnlock()
-	if len(sticky) == 0 {
+	if len(sticky) == 0 && len(barred) == 0 {
 		return
 	}
 	lookup, done := r.Lookups()
 	defer done()
+	// A barred source whose route is back on its interface may be learned
+	// again.
+	for _, p := range barred {
+		b := p.badSourceCopy()
+		if !b.Src.IsValid() {
+			continue
+		}
+		if oif, err := lookup(b.Dst.Addr(), b.Src, mark); err == nil && oif == int(b.Ifindex) {
+			p.mu.Lock()
+			if p.badSource == b {
+				p.badSource = conn.Endpoint{}
+			}
+			p.mu.Unlock()
+		}
+	}
 	for _, p := range sticky {
 		select {
 		case <-d.closed:
@@ -204,6 +224,7 @@ func (d *Device) recheckSources(r Routes) {
 		cleared := p.endpoint.Src == ep.Src && p.endpoint.Ifindex == ep.Ifindex
 		if cleared {
 			p.endpoint.ClearSource()
+			p.badSource = ep
 		}
 		p.mu.Unlock()
 		if cleared {

@@ -89,11 +89,19 @@ func TestRouteChangeClearsStaleSource(t *testing.T) {
 	if got := p.endpointCopy(); got.Src.IsValid() || got.Ifindex != 0 || got.Dst != ep.Dst {
 		t.Fatalf("route moved, endpoint %+v (was %+v): want the source cleared", got, ep)
 	}
-	// Traffic goes on, and the source is learned again.
+	// Traffic goes on. Packets that keep arriving at the old address do
+	// not teach it again while the route leaves by another interface (a
+	// laptop's LAN address sent out of a new uplink made its server roam
+	// to that private address); once the route is back, they do.
 	exchange(t, a, b, udp4(a.addr, b.addr, []byte("after")))
 	exchange(t, b, a, udp4(b.addr, a.addr, []byte("back")))
-	if got := p.endpointCopy(); !got.Src.IsValid() {
-		t.Fatalf("source not learned again: %+v", got)
+	if got := p.endpointCopy(); got.Src.IsValid() {
+		t.Fatalf("the barred source was learned again: %+v", got)
+	}
+	fr.change(t, int(ep.Ifindex), nil)
+	exchange(t, b, a, udp4(b.addr, a.addr, []byte("route back")))
+	if got := p.endpointCopy(); got != ep {
+		t.Fatalf("source not learned again after the route came back: %+v, want %+v", got, ep)
 	}
 	// No route at all: the kernel is left to choose as well.
 	fr.change(t, 0, unix.ENETUNREACH)

@@ -179,7 +179,7 @@ func (l *loop) expiredNewHandshake(p *Peer) {
 // or notes that another one is owed.
 func (d *Device) timersReceived(p *Peer, ep conn.Endpoint, data bool, now time.Time) {
 	p.mu.Lock()
-	p.endpoint = ep
+	p.learnEndpointLocked(ep)
 	d.delTimerLocked(p, timerNewHandshake)
 	d.persistentKeepaliveLocked(p, now)
 	if data {
