@@ -283,11 +283,14 @@ func runForeground(ctx context.Context, t quickTarget, d *daemon, q quickIO) err
 			return errors.Join(err, lerr)
 		}
 		defer unlock()
-		if st, serr := readState(t.iface); serr != nil || mine == nil || st.Ifindex != mine.Ifindex || st.NetnsIno != mine.NetnsIno {
-			// That down took everything away (or a new up of the
-			// name owns the record now); only `ip link del` leaves
-			// this up's record, and what it names, to clean up.
-			return err
+		// Only `ip link del` leaves this up's record, and what it names,
+		// to clean up: a `wgd down` took the record with everything else,
+		// and a record of another link is a new up's.
+		if mine != nil {
+			st, serr := readState(t.iface)
+			if serr != nil || st.Ifindex != mine.Ifindex || st.NetnsIno != mine.NetnsIno {
+				return err
+			}
 		}
 		return errors.Join(err, runDownLocked(context.Background(), t, q, d))
 	}
