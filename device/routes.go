@@ -178,10 +178,13 @@ func (d *Device) recheckSources(r Routes) {
 	var sticky, barred []*Peer
 	d.peersMu.RLock()
 	for p := d.peerList.head; p != nil; p = p.nextInList {
-		if ep := p.endpointCopy(); ep.Src.IsValid() && ep.Ifindex != 0 && !ep.Dst.Addr().IsLinkLocalUnicast() {
+		p.mu.Lock()
+		ep, bad := p.endpoint, p.badSource
+		p.mu.Unlock()
+		if ep.Src.IsValid() && ep.Ifindex != 0 && !ep.Dst.Addr().IsLinkLocalUnicast() {
 			sticky = append(sticky, p)
 		}
-		if p.badSourceCopy().Src.IsValid() {
+		if bad.Src.IsValid() {
 			barred = append(barred, p)
 		}
 	}
