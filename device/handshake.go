@@ -247,7 +247,7 @@ func (d *Device) respondLocked(p *Peer, res *noise.InitiationResult, ep conn.End
 	// An authenticated handshake message counts as received traffic, as in
 	// the kernel and wireguard-go (rx_bytes), and for the timers.
 	p.rxBytes.Add(noise.InitiationSize)
-	d.handshakeReceivedLocked(p, now)
+	d.authenticatedReceivedLocked(p, now)
 	p.learnEndpointLocked(ep)
 	if p.handshakeIndex != 0 {
 		d.indices.remove(p.handshakeIndex)
@@ -302,7 +302,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 		return
 	}
 	p.rxBytes.Add(noise.ResponseSize)
-	d.handshakeReceivedLocked(p, now)
+	d.authenticatedReceivedLocked(p, now)
 	nk, err := p.hs.DeriveKeypair(now)
 	if err != nil {
 		p.mu.Unlock()

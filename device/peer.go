@@ -78,13 +78,6 @@ func (p *Peer) endpointCopy() conn.Endpoint {
 	return p.endpoint
 }
 
-// badSourceCopy returns p.badSource, read under p's lock.
-func (p *Peer) badSourceCopy() conn.Endpoint {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.badSource
-}
-
 // clearSource drops the sticky local address, so that the next send lets the
 // kernel choose (called after a retransmit or a failed send).
 func (p *Peer) clearSource() {
@@ -232,7 +225,7 @@ func (p *Peer) short() string {
 // kernel then picks one. Replies from a laptop's old LAN address out of a
 // new uplink made its server roam to that private address (15 s outages).
 func (p *Peer) learnEndpointLocked(ep conn.Endpoint) {
-	if b := p.badSource; b.Src.IsValid() && ep.Src == b.Src && ep.Ifindex == b.Ifindex && ep.Dst == b.Dst {
+	if b := p.badSource; b.Src.IsValid() && ep == b {
 		ep.ClearSource()
 	}
 	p.endpoint = ep

@@ -136,12 +136,8 @@ func (d *Device) watchRoutes(r Routes) {
 			// One change comes as several messages (the route, its
 			// cache, the other family's): take those that follow within
 			// a moment together.
-			settle := time.NewTimer(routeSettle)
-			select {
-			case <-d.closed:
-				settle.Stop()
+			if !d.sleepUnlessClosed(routeSettle) {
 				return
-			case <-settle.C:
 			}
 			select {
 			case <-ch:
@@ -153,14 +149,8 @@ func (d *Device) watchRoutes(r Routes) {
 			// route adds) the checks are spaced by twice their own
 			// length: at most a third of a CPU, whatever the number of
 			// peers, and changes that come meanwhile are taken in one.
-			if pause := 2 * d.clock.Now().Sub(start); pause > 0 {
-				t := time.NewTimer(pause)
-				select {
-				case <-d.closed:
-					t.Stop()
-					return
-				case <-t.C:
-				}
+			if pause := 2 * d.clock.Now().Sub(start); pause > 0 && !d.sleepUnlessClosed(pause) {
+				return
 			}
 		}
 	}()
@@ -169,13 +159,31 @@ func (d *Device) watchRoutes(r Routes) {
 // routeSettle is how long a route notice waits for the rest of its burst.
 const routeSettle = 10 * time.Millisecond
 
+// sleepUnlessClosed waits for dur, or less if the device closes; it
+// reports whether the device is still open.
+func (d *Device) sleepUnlessClosed(dur time.Duration) bool {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-d.closed:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // recheckSources does watchRoutes' check once, for the peers that have a
 // sticky source (only those can be wrong).
 func (d *Device) recheckSources(r Routes) {
 	d.cfgMu.Lock()
 	mark := d.fwmark
 	d.cfgMu.Unlock()
-	var sticky, barred []*Peer
+	type barredSource struct {
+		p   *Peer
+		bad conn.Endpoint
+	}
+	var sticky []*Peer
+	var barred []barredSource
 	d.peersMu.RLock()
 	for p := d.peerList.head; p != nil; p = p.nextInList {
 		p.mu.Lock()
@@ -185,7 +193,7 @@ func (d *Device) recheckSources(r Routes) {
 			sticky = append(sticky, p)
 		}
 		if bad.Src.IsValid() {
-			barred = append(barred, p)
+			barred = append(barred, barredSource{p, bad})
 		}
 	}
 	d.peersMu.RUnlock()
@@ -196,17 +204,13 @@ func (d *Device) recheckSources(r Routes) {
 	defer done()
 	// A barred source whose route is back on its interface may be learned
 	// again.
-	for _, p := range barred {
-		b := p.badSourceCopy()
-		if !b.Src.IsValid() {
-			continue
-		}
-		if oif, err := lookup(b.Dst.Addr(), b.Src, mark); err == nil && oif == int(b.Ifindex) {
-			p.mu.Lock()
-			if p.badSource == b {
-				p.badSource = conn.Endpoint{}
+	for _, b := range barred {
+		if oif, err := lookup(b.bad.Dst.Addr(), b.bad.Src, mark); err == nil && oif == int(b.bad.Ifindex) {
+			b.p.mu.Lock()
+			if b.p.badSource == b.bad { // not barred anew meanwhile
+				b.p.badSource = conn.Endpoint{}
 			}
-			p.mu.Unlock()
+			b.p.mu.Unlock()
 		}
 	}
 	for _, p := range sticky {

@@ -180,22 +180,21 @@ func (l *loop) expiredNewHandshake(p *Peer) {
 func (d *Device) timersReceived(p *Peer, ep conn.Endpoint, data bool, now time.Time) {
 	p.mu.Lock()
 	p.learnEndpointLocked(ep)
-	d.delTimerLocked(p, timerNewHandshake)
-	d.persistentKeepaliveLocked(p, now)
+	d.authenticatedReceivedLocked(p, now)
 	if data {
 		d.dataReceivedLocked(p, now)
 	}
 	p.mu.Unlock()
 }
 
-// handshakeReceivedLocked is called after an initiation or response from p
-// was authenticated; p.mu is held. Like any authenticated packet (the
-// kernel's wg_timers_any_authenticated_packet_received and _traversal), it
-// cancels the new-handshake timer and restarts the persistent keepalive:
-// a peer that answers a rekey with only its response is alive, and without
-// this the data that asked for the rekey had a second handshake follow 15 s
-// later.
-func (d *Device) handshakeReceivedLocked(p *Peer, now time.Time) {
+// authenticatedReceivedLocked is called after any authenticated packet from
+// p (data, keepalive, initiation or response; the kernel's
+// wg_timers_any_authenticated_packet_received and _traversal); p.mu is
+// held. It cancels the new-handshake timer and restarts the persistent
+// keepalive: a peer that answers a rekey with only its response is alive,
+// and when handshake messages did not count, the data that asked for the
+// rekey had a second handshake follow 15 s later.
+func (d *Device) authenticatedReceivedLocked(p *Peer, now time.Time) {
 	d.delTimerLocked(p, timerNewHandshake)
 	d.persistentKeepaliveLocked(p, now)
 }

@@ -69,11 +69,20 @@ func absConfigPath(path string) string {
 // loadConfig reads the file, warning (as wg-quick does) when others may
 // read it. The text comes back too, for the hooks' WG_CONFIG.
 func loadConfig(t quickTarget, stderr io.Writer) (*conf.Config, []byte, error) {
-	if _, err := os.Stat(t.path); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("`%s' does not exist", t.path) // wg-quick's words
+	if err := missingConfig(t.path); err != nil {
+		return nil, nil, err
 	}
 	warnWorldAccessible(t.path, stderr)
 	return conf.LoadText(t.path)
+}
+
+// missingConfig is wg-quick's error for a config file that does not exist,
+// or nil.
+func missingConfig(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("`%s' does not exist", path)
+	}
+	return nil
 }
 
 // warnWorldAccessible prints wg-quick's warning when others may reach the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -390,10 +389,10 @@ func runDownLocked(ctx context.Context, t quickTarget, q quickIO, own *daemon) e
 	if err != nil {
 		if !present {
 			_ = deleteInterface(t.iface) // a stale socket
-			if _, serr := os.Stat(t.path); errors.Is(serr, fs.ErrNotExist) {
+			if err := missingConfig(t.path); err != nil {
 				// No file, no link, no record: a mistyped name,
 				// most likely. wg-quick's words and exit status.
-				return fmt.Errorf("`%s' does not exist", t.path)
+				return err
 			}
 			fmt.Fprintf(q.stderr, "Warning: `%s' is not up: nothing to take down\n", t.iface)
 			return nil
