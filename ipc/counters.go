@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -17,7 +20,9 @@ import (
 // "wgd_counters=1" answers one "name=value" line per counter (the JSON names
 // of Counters: the device's drops and the listener's refusals), sorted by
 // name, then errno and a blank line, like get. wg and wgctrl never send it;
-// wireguard-go would close the connection.
+// wireguard-go would close the connection and log the unknown operation as
+// an error, so the client asks only a daemon it cannot tell is not wgd
+// (servedByOther).
 
 const opCounters = "wgd_counters=1"
 
@@ -68,6 +73,9 @@ func countersMap(c Counters) (map[string]uint64, error) {
 // client reads a newer daemon.
 func (c *Client) Counters() (Counters, error) {
 	var snap Counters
+	if c.servedByOther() {
+		return snap, ErrNotWgd
+	}
 	if _, err := c.w.WriteString(opCounters + "\n\n"); err != nil {
 		return snap, err
 	}
@@ -105,4 +113,38 @@ func (c *Client) Counters() (Counters, error) {
 		return snap, err
 	}
 	return snap, json.Unmarshal(data, &snap)
+}
+
+// servedByOther reports whether the process at the other end of the socket
+// (SO_PEERCRED: the one that listened) is known not to be wgd: its
+// executable is not this one and its name is not "wgd". Whatever cannot be
+// read (a peer in a pid namespace we do not see, /proc hidden) counts as
+// not known.
+func (c *Client) servedByOther() bool {
+	uc, ok := c.conn.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || credErr != nil || cred.Pid <= 0 {
+		return false
+	}
+	proc := "/proc/" + strconv.Itoa(int(cred.Pid))
+	if exe, err := os.Readlink(proc + "/exe"); err == nil {
+		if self, err := os.Executable(); err == nil && self == exe {
+			return false
+		}
+	}
+	comm, err := os.ReadFile(proc + "/comm")
+	if err != nil {
+		return false
+	}
+	return strings.TrimSpace(string(comm)) != "wgd"
 }

@@ -35,6 +35,10 @@ var (
 	ErrClosed = errors.New("uapi: closed")
 	// ErrBadReply: the daemon's reply does not follow the protocol.
 	ErrBadReply = errors.New("uapi: malformed reply")
+	// ErrNotWgd: the process serving the socket is not wgd (wireguard-go,
+	// say), so Counters did not send wgd_counters=1, which such a daemon
+	// would log as an error.
+	ErrNotWgd = errors.New("uapi: the daemon is not wgd: no counters")
 )
 
 // errnoUnknown is what wireguard-go answers for an error it cannot classify

@@ -90,3 +90,45 @@ func newTunnelSide(t *testing.T, dir, ns, iface string) tunnelSide {
 	t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", iface).Run() })
 	return s
 }
+
+// TestE2EShowJSONLeavesWireguardGoQuiet: `wgd show --json` of a
+// wireguard-go interface prints it with "counters": null and does not send
+// wgd's counters request, which wireguard-go logged as an error ("invalid
+// UAPI operation") on every call, so a monitoring job filled its log.
+func TestE2EShowJSONLeavesWireguardGoQuiet(t *testing.T) {
+	needRoot(t)
+	wggo := wireguardGo(t)
+	ns := newNetns(t, "json")
+	iface := fmt.Sprintf("wgjg%d", os.Getpid()%100000)
+	var log lockedBuffer
+	cmd := exec.Command("ip", "netns", "exec", ns, "env", "LOG_LEVEL=verbose", wggo, "-f", iface)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		cleanupIface(ns, iface)
+	})
+	sock := "/var/run/wireguard/" + iface + ".sock"
+	if !waitFor(5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }) {
+		t.Fatalf("wireguard-go did not create its UAPI socket:\n%s", log.String())
+	}
+	_, pub := genKeyPair(t)
+	run(t, "ip", "netns", "exec", ns, "wg", "set", iface, "listen-port", "51820",
+		"peer", pub, "allowed-ips", "198.19.0.2/32")
+	// Only the named form: "all" would also ask the daemons of other
+	// tests, whose sockets share /var/run/wireguard.
+	for range 3 {
+		r := wgdIn(t, ns, "show", "--json", iface)
+		if r.code != 0 {
+			t.Fatalf("wgd show --json: exit %d\n%s", r.code, r.stderr)
+		}
+		contains(t, "wgd show --json", r.stdout, `"counters": null`, pub)
+	}
+	// wireguard-go logs each UAPI operation it does not know as it closes
+	// the connection; give a late line a moment to appear.
+	time.Sleep(100 * time.Millisecond)
+	lacks(t, "wireguard-go's log", log.String(), "invalid UAPI operation", "ERROR")
+}
