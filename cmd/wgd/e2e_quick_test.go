@@ -491,10 +491,20 @@ func TestE2EQuickBadInput(t *testing.T) {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			arg := c.setup(t)
 			r := wgdIn(t, s.a.ns, "up", arg)
-			if r.code == 0 {
-				t.Fatalf("up succeeded:\n%s", r.stderr)
+			if r.code != 1 {
+				t.Fatalf("up: exit %d, want 1 (wg-quick's):\n%s", r.code, r.stderr)
 			}
 			t.Logf("stderr: %s", r.stderr)
+			// In the foreground (the systemd unit) a configuration that a
+			// restart cannot mend exits 78, which the unit does not restart.
+			want := 1
+			switch c.name {
+			case "missing file", "config error", "bad name":
+				want = exitConfig
+			}
+			if fg := wgdIn(t, s.a.ns, "up", "--foreground", arg); fg.code != want {
+				t.Errorf("up --foreground: exit %d, want %d:\n%s", fg.code, want, fg.stderr)
+			}
 			last := lastLine(r.stderr)
 			contains(t, "stderr", last, append([]string{"wgd: "}, c.want...)...)
 			if n := strings.Count(r.stderr, "\nwgd: ") + strings.Count("\n"+r.stderr, "\nWarning"); n > 1 {
@@ -831,7 +841,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 	for _, want := range []string{"Type=notify\n", "NotifyAccess=main\n", "ExecStart=/usr/local/bin/wgd up --foreground %i\n",
 		"ExecReload=/bin/kill -HUP $MAINPID\n", "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE\n",
-		"ProtectSystem=strict\n", "DeviceAllow=/dev/net/tun rw\n"} {
+		"ProtectSystem=strict\n", "DeviceAllow=/dev/net/tun rw\n", fmt.Sprintf("RestartPreventExitStatus=%d\n", exitConfig)} {
 		contains(t, "unit", string(unit), want)
 	}
 	analyze, err := exec.LookPath("systemd-analyze")

@@ -35,8 +35,12 @@ func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // exitCode is 1, or, when a hook or tool that up or down ran failed, that
-// program's exit status, as wg-quick (set -e) exits with it.
+// program's exit status, as wg-quick (set -e) exits with it; 78 for a
+// configuration `up --foreground` cannot use (errConfig).
 func exitCode(err error) int {
+	if errors.As(err, new(errConfig)) {
+		return exitConfig
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() > 0 {
 		return ee.ExitCode()

@@ -161,14 +161,14 @@ func runUp(ctx context.Context, arg string, foreground bool, q quickIO) error {
 	}
 	t, err := resolveTarget(arg)
 	if err != nil {
-		return err
+		return configError(foreground, err)
 	}
 	if err := checkNetAdmin(); err != nil {
 		return fmt.Errorf("up %s: %w", t.iface, err)
 	}
 	c, data, err := loadConfig(t, q.stderr)
 	if err != nil {
-		return err
+		return configError(foreground, err)
 	}
 	unlock, err := lockInterface(t.iface)
 	if err != nil {
@@ -590,4 +590,24 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 		}
 	}
 	return writeState(iface, next)
+}
+
+// errConfig marks an error of `up --foreground` that a restart cannot
+// mend: the configuration file is missing or invalid. It exits with status
+// 78 (EX_CONFIG), which the systemd unit lists in RestartPreventExitStatus,
+// so that the journal says it once instead of once per restart until the
+// start limit. Without --foreground, up exits 1, as wg-quick does.
+type errConfig struct{ err error }
+
+func (e errConfig) Error() string { return e.err.Error() }
+func (e errConfig) Unwrap() error { return e.err }
+
+// exitConfig is the exit status of an errConfig (sysexits.h EX_CONFIG).
+const exitConfig = 78
+
+func configError(foreground bool, err error) error {
+	if !foreground {
+		return err
+	}
+	return errConfig{err}
 }
