@@ -35,6 +35,12 @@ var (
 	ErrClosed = errors.New("uapi: closed")
 	// ErrBadReply: the daemon's reply does not follow the protocol.
 	ErrBadReply = errors.New("uapi: malformed reply")
+	// ErrRepliesBacklogged: a get waited the idle timeout for other
+	// connections to read the replies they were sent (replyBudget).
+	ErrRepliesBacklogged = errors.New("uapi: get replies unread by other clients exceed the limit")
+	// ErrReplyUnread: the connection was closed because its client read
+	// nothing of its get reply while other gets waited for the memory.
+	ErrReplyUnread = errors.New("uapi: client did not read its get reply while other gets waited; connection closed")
 	// ErrNotWgd: the process serving the socket is not wgd (wireguard-go,
 	// say), so Counters did not send wgd_counters=1, which such a daemon
 	// would log as an error.

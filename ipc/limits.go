@@ -26,6 +26,10 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// MaxConns bounds concurrent connections; more are closed at once.
 	MaxConns int
+	// MaxUnreadReplyBytes bounds the get reply bytes built but not yet
+	// written to their clients, over all connections: past it a get waits
+	// (up to IdleTimeout) before its reply is built (replyBudget).
+	MaxUnreadReplyBytes int64
 }
 
 // Default limits; a zero field in Limits means the default.
@@ -36,6 +40,7 @@ const (
 	DefaultMaxAllowedIPs   = 4_000_000
 	DefaultIdleTimeout     = time.Minute
 	DefaultMaxConns        = 64
+	DefaultMaxUnreadReply  = 64 << 20
 )
 
 // withDefaults fills zero (or negative) fields with the defaults.
@@ -57,6 +62,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxUnreadReplyBytes <= 0 {
+		l.MaxUnreadReplyBytes = DefaultMaxUnreadReply
 	}
 	return l
 }

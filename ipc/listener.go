@@ -63,6 +63,8 @@ type Listener struct {
 	conns map[net.Conn]struct{}
 
 	stats stats
+	// replies bounds the get replies held for clients that do not read.
+	replies *replyBudget
 }
 
 // Listen binds DefaultDir/IFACE.sock with default options.
@@ -106,6 +108,7 @@ func (c ListenConfig) serveOn(path string, ln *net.UnixListener) (*Listener, err
 	if l.now == nil {
 		l.now = time.Now
 	}
+	l.replies = newReplyBudget(l.limits.MaxUnreadReplyBytes, replyStall, l.now)
 	var ok bool
 	if l.ino, ok = inode(path); !ok {
 		ln.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -166,7 +167,7 @@ func (s *server) serveConn(c net.Conn) {
 		var opErr error
 		switch op {
 		case "get=1":
-			opErr = s.get(r, w)
+			opErr = s.get(c, r, w)
 		case "set=1":
 			opErr = s.set(r)
 		case opCounters:
@@ -187,7 +188,7 @@ func (s *server) serveConn(c net.Conn) {
 
 // get checks the blank line after get=1 (wireguard-go reads exactly one
 // more byte and answers EINVAL if it is not a newline) and writes the state.
-func (s *server) get(r *bufio.Reader, w *bufio.Writer) error {
+func (s *server) get(c net.Conn, r *bufio.Reader, w *bufio.Writer) error {
 	b, err := r.ReadByte()
 	if err != nil {
 		return &Error{Errno: unix.EPROTO, Err: ErrTruncated, fatal: true}
@@ -195,7 +196,17 @@ func (s *server) get(r *bufio.Reader, w *bufio.Writer) error {
 	if b != '\n' {
 		return &Error{Errno: unix.EINVAL, Err: fmt.Errorf("%w: trailing byte %q after get=1", ErrInvalidOperation, b)}
 	}
-	if err := WriteGet(w, s.dev); err != nil {
+	timeout := time.NewTimer(s.l.limits.IdleTimeout)
+	defer timeout.Stop()
+	var cut atomic.Bool
+	h, ok := s.l.replies.start(func() { cut.Store(true); c.Close() }, timeout.C)
+	if !ok {
+		return &Error{Errno: unix.EAGAIN, Err: ErrRepliesBacklogged}
+	}
+	if err := writeGet(w, s.dev, s.l.replies, h); err != nil {
+		if cut.Load() {
+			return &Error{Errno: unix.ETIMEDOUT, Err: ErrReplyUnread, fatal: true}
+		}
 		return &Error{Errno: errnoUnknown, Err: err}
 	}
 	return nil

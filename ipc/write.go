@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/wgdvpn/wgd/device"
 )
@@ -40,8 +41,21 @@ type Device interface {
 // line then reports the error. WriteGet returns only after the builder has
 // finished, even when a write fails.
 func WriteGet(w io.Writer, dev Device) error {
-	r := reply{q: newChunkQueue()}
+	return writeGet(w, dev, nil, nil)
+}
+
+// writeGet is WriteGet with the reply's unwritten bytes counted in budget
+// as h (budget nil: not counted); the caller got h from budget.start, and
+// the builder ends the build (built) once the whole reply is queued.
+func writeGet(w io.Writer, dev Device, budget *replyBudget, h *replyHolder) error {
+	r := reply{q: newChunkQueue(), budget: budget, holder: h}
+	if budget != nil {
+		defer budget.done(h)
+	}
 	go func() {
+		if budget != nil {
+			defer budget.built()
+		}
 		err := dev.Visit(func(info device.Info) {
 			r.cur = appendInfo(r.cur, &info)
 		}, func(pi *device.PeerInfo) {
@@ -60,6 +74,9 @@ func WriteGet(w io.Writer, dev Device) error {
 		for _, c := range chunks {
 			if werr == nil {
 				_, werr = w.Write(c)
+			}
+			if budget != nil {
+				budget.sub(h, int64(len(c)))
 			}
 		}
 		if closed {
@@ -82,8 +99,10 @@ const (
 // reply is a get reply under construction: cur is the chunk being appended
 // to, owned by the building goroutine until cut hands it to q.
 type reply struct {
-	cur []byte
-	q   *chunkQueue
+	cur    []byte
+	q      *chunkQueue
+	budget *replyBudget // nil: not counted
+	holder *replyHolder
 }
 
 // cut hands cur to the writer once it is within replySlack of a full
@@ -94,11 +113,154 @@ func (r *reply) cut(final bool) {
 	if len(r.cur) == 0 || (!final && len(r.cur) < replyChunk-replySlack) {
 		return
 	}
+	if r.budget != nil {
+		r.budget.add(r.holder, int64(len(r.cur)))
+	}
 	r.q.push(r.cur)
 	r.cur = nil
 	if !final {
 		r.cur = make([]byte, 0, replyChunk)
 	}
+}
+
+// replyBudget bounds the memory that get replies hold for clients that do
+// not read them. Every reply is built whole, whatever its reader does, so
+// that a slow reader never holds the device's locks; without a bound, 40
+// connections that sent get=1 and read nothing held 40 replies (~15 MB
+// each at 50k peers, ~320 MB at 1M).
+//
+// Replies are built one at a time, and one starts only while the bytes
+// built and not yet written, over all connections, are at most max, so
+// memory stays within max plus one reply. A get that finds the budget
+// spent cuts off the connections whose replies have not moved for stall
+// (their clients read nothing) and waits for the memory to come back.
+// Waiting gets are served newest first: a client that reads nothing tends
+// to send many gets, and an admin's `wg show` behind them should not wait
+// a stall for each.
+type replyBudget struct {
+	max   int64
+	stall time.Duration
+	now   func() time.Time
+
+	mu       sync.Mutex
+	queued   int64 // built, not yet written or dropped, over all holders
+	building bool
+	holders  map[*replyHolder]struct{}
+	waiters  []*int        // a stack: the last one is served first
+	changed  chan struct{} // closed (and replaced) on every change
+}
+
+// replyHolder is one get reply in the budget.
+type replyHolder struct {
+	queued   int64     // this reply's bytes built and not yet written
+	progress time.Time // when it last had a write finish (or was started)
+	evict    func()    // closes its connection
+	evicted  bool
+}
+
+func newReplyBudget(max int64, stall time.Duration, now func() time.Time) *replyBudget {
+	return &replyBudget{max: max, stall: stall, now: now,
+		holders: make(map[*replyHolder]struct{}), changed: make(chan struct{})}
+}
+
+// replyStall is how long a reply may sit unread while another get waits
+// for memory before its connection is cut off.
+const replyStall = time.Second
+
+func (b *replyBudget) signalLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// start waits until a reply may be built: no other is being built, the
+// budget has room, and no get that came later is waiting. It gives up when
+// timeout fires (nil, false: the caller answers an error). evict closes
+// the caller's connection, for a later get that finds this reply stalled.
+func (b *replyBudget) start(evict func(), timeout <-chan time.Time) (*replyHolder, bool) {
+	me := new(int)
+	b.mu.Lock()
+	b.waiters = append(b.waiters, me)
+	defer b.mu.Unlock()
+	for {
+		if !b.building && b.queued <= b.max && b.waiters[len(b.waiters)-1] == me {
+			b.waiters = b.waiters[:len(b.waiters)-1]
+			b.building = true
+			h := &replyHolder{progress: b.now(), evict: evict}
+			b.holders[h] = struct{}{}
+			b.signalLocked()
+			return h, true
+		}
+		if b.queued > b.max {
+			b.evictStalledLocked()
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		recheck := time.NewTimer(b.stall / 4)
+		var expired bool
+		select {
+		case <-changed:
+		case <-recheck.C:
+		case <-timeout:
+			expired = true
+		}
+		recheck.Stop()
+		b.mu.Lock()
+		if expired {
+			for i, w := range b.waiters {
+				if w == me {
+					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+					break
+				}
+			}
+			b.signalLocked()
+			return nil, false
+		}
+	}
+}
+
+// evictStalledLocked cuts off the connections whose replies have unread
+// bytes and no write finished for stall.
+func (b *replyBudget) evictStalledLocked() {
+	now := b.now()
+	for h := range b.holders {
+		if !h.evicted && h.queued > 0 && now.Sub(h.progress) >= b.stall {
+			h.evicted = true
+			h.evict()
+		}
+	}
+}
+
+// built: the whole reply of the build that start allowed is queued.
+func (b *replyBudget) built() {
+	b.mu.Lock()
+	b.building = false
+	b.signalLocked()
+	b.mu.Unlock()
+}
+
+func (b *replyBudget) add(h *replyHolder, n int64) {
+	b.mu.Lock()
+	b.queued += n
+	h.queued += n
+	b.mu.Unlock()
+}
+
+// sub: n bytes of h were written (or dropped after a failed write).
+func (b *replyBudget) sub(h *replyHolder, n int64) {
+	b.mu.Lock()
+	b.queued -= n
+	h.queued -= n
+	h.progress = b.now()
+	b.signalLocked()
+	b.mu.Unlock()
+}
+
+// done removes h once its reply is written or dropped.
+func (b *replyBudget) done(h *replyHolder) {
+	b.mu.Lock()
+	delete(b.holders, h)
+	b.signalLocked()
+	b.mu.Unlock()
 }
 
 // chunkQueue hands finished chunks from the goroutine that builds a reply
