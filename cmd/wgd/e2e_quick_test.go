@@ -425,6 +425,37 @@ func TestE2EQuickReload(t *testing.T) {
 	assertGone(t, s.b.ns, s.b.iface)
 }
 
+// TestE2EQuickReloadKeepsRandomPort: a file without ListenPort leaves the
+// port to the kernel at up; reload keeps that port (syncconf would pick a
+// new one each time, so a peer behind NAT lost this side until it sent
+// again), and a ListenPort added to the file is applied.
+func TestE2EQuickReloadKeepsRandomPort(t *testing.T) {
+	s := newQuickSetup(t)
+	text := fmt.Sprintf("[Interface]\nPrivateKey = %s\nAddress = 198.19.0.1/24\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 198.19.0.2/32\n", s.a.priv, s.b.pub)
+	path := writeQuickConf(t, s.dir, s.a.iface, text)
+	mustWgd(t, s.a.ns, "up", path)
+	t.Cleanup(func() { cleanupIface(s.a.ns, s.a.iface) })
+	port := func() string {
+		return strings.TrimSpace(run(t, "ip", "netns", "exec", s.a.ns, "wg", "show", s.a.iface, "listen-port"))
+	}
+	first := port()
+	if first == "0" || first == "" {
+		t.Fatalf("no port after up: %q", first)
+	}
+	for range 2 {
+		mustWgd(t, s.a.ns, "reload", s.a.iface)
+		if p := port(); p != first {
+			t.Fatalf("reload moved the port from %s to %s", first, p)
+		}
+	}
+	writeQuickConf(t, s.dir, s.a.iface, strings.Replace(text, "Address", "ListenPort = 51999\nAddress", 1))
+	mustWgd(t, s.a.ns, "reload", s.a.iface)
+	if p := port(); p != "51999" {
+		t.Fatalf("ListenPort added to the file: port %s, want 51999", p)
+	}
+	mustWgd(t, s.a.ns, "down", s.a.iface)
+}
+
 // TestE2EQuickStaleRecord: an interface brought up by `wgd up` whose link
 // was then deleted leaves its record behind; a bare daemon of the same name
 // started later is another interface, and neither SIGHUP nor `wgd reload`

@@ -561,6 +561,13 @@ func reloadInterface(ctx context.Context, iface string, q quickIO) error {
 		return fmt.Errorf("reload %s: %w", iface, err)
 	}
 	syncDiff(cfg, current)
+	if c.Interface.ListenPort == 0 && !c.Interface.ZeroListenPort {
+		// No ListenPort in the file: keep the port the daemon has.
+		// syncconf would pick a new random one on every reload, and a
+		// peer behind NAT or a stateful firewall could not reach this
+		// side until it sent again from the new port.
+		cfg.ListenPort = nil
+	}
 	fileMark := c.Interface.FwMark != 0 || c.Interface.ZeroFwMark
 	if !fileMark {
 		// A file without FwMark leaves the mark to up, which makes it a
