@@ -115,7 +115,7 @@ const (
 type superPacket struct {
 	v6     bool
 	proto  uint8
-	ipLen  int // IP header length
+	ipLen  int // IP header length, IPv6 hop-by-hop and destination options included
 	hdrLen int // IP + L4 header length
 	gso    int // payload bytes per segment
 	nseg   int
@@ -149,8 +149,12 @@ func parseSuper(pkt []byte, hdr VirtioNetHdr) (superPacket, error) {
 		if len(pkt) < ipv6Hdr {
 			return sp, ErrSuperPacket
 		}
-		sp.v6, sp.ipLen, sp.proto = true, ipv6Hdr, pkt[6]
 		if int(binary.BigEndian.Uint16(pkt[4:]))+ipv6Hdr != len(pkt) {
+			return sp, ErrSuperPacket
+		}
+		sp.v6 = true
+		var ok bool
+		if sp.proto, sp.ipLen, ok = ipv6Upper(pkt); !ok {
 			return sp, ErrSuperPacket
 		}
 	default:
@@ -174,6 +178,31 @@ func parseSuper(pkt []byte, hdr VirtioNetHdr) (superPacket, error) {
 	}
 	return sp.finish(pkt, int(hdr.GSOSize))
 }
+
+// ipv6Upper finds the upper-layer header of an IPv6 packet behind its
+// hop-by-hop and destination options headers, which every segment repeats
+// as they are (a socket with IPV6_HOPOPTS or IPV6_DSTOPTS gets TSO
+// super-packets with them). It returns the protocol and the offset where
+// its header starts; ok is false for a header cut short. A routing header
+// would change the checksum's pseudo-header and a fragment header cannot
+// be in a super-packet: their protocol numbers are returned as they are,
+// which the caller refuses.
+func ipv6Upper(pkt []byte) (proto byte, off int, ok bool) {
+	proto, off = pkt[6], ipv6Hdr
+	for proto == ipv6HopByHop || proto == ipv6DestOpts {
+		if len(pkt) < off+8 {
+			return 0, 0, false
+		}
+		proto, off = pkt[off], off+(int(pkt[off+1])+1)*8
+	}
+	return proto, off, len(pkt) >= off
+}
+
+// IPv6 extension headers that segmentation carries along.
+const (
+	ipv6HopByHop = 0
+	ipv6DestOpts = 60
+)
 
 // finish adds the L4 header length and the segment count.
 func (sp superPacket) finish(pkt []byte, gso int) (superPacket, error) {
@@ -258,7 +287,8 @@ func segmentRange(pkt []byte, sp superPacket, first int, outs [][]byte, sizes []
 func fixSegment(out []byte, sp superPacket, seg int, last bool) {
 	l4 := out[sp.ipLen:]
 	if sp.v6 {
-		binary.BigEndian.PutUint16(out[4:], uint16(len(l4)))
+		// The payload length covers the extension headers too.
+		binary.BigEndian.PutUint16(out[4:], uint16(len(out)-ipv6Hdr))
 	} else {
 		binary.BigEndian.PutUint16(out[2:], uint16(len(out)))
 		id := binary.BigEndian.Uint16(out[4:])

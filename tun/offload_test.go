@@ -474,3 +474,74 @@ func TestCsumVectorMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentIPv6ExtensionHeaders: a TCP socket with IPV6_HOPOPTS or
+// IPV6_DSTOPTS gets TSO super-packets with those headers between the IPv6
+// and TCP headers. Every segment carries them unchanged, with a payload
+// length that counts them and a valid TCP checksum; such super-packets
+// were dropped, and the connection hung after slow start. A routing header
+// (which would change the pseudo-header) is still refused.
+func TestSegmentIPv6ExtensionHeaders(t *testing.T) {
+	payload := make([]byte, 2500)
+	for i := range payload {
+		payload[i] = byte(i*13 + 1)
+	}
+	plain, plainHdr := buildSuper(superSpec{v6: true, payload: payload, gso: 1000, flags: tcpFlagACK | tcpFlagPSH, seq: 7})
+	hbh := []byte{ipv6DestOpts, 0, 1, 4, 0, 0, 0, 0}
+	dst := []byte{protoTCP, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}
+	cases := []struct {
+		name  string
+		first byte
+		ext   []byte
+		ok    bool
+	}{
+		{"destination options", ipv6DestOpts, dst, true},
+		{"hop-by-hop then destination options", ipv6HopByHop, append(append([]byte{}, hbh...), dst...), true},
+		{"routing header", 43, []byte{protoTCP, 0, 4, 0, 0, 0, 0, 0}, false},
+		{"longer than the headers", ipv6DestOpts, []byte{protoTCP, 200, 1, 4, 0, 0, 0, 0}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pkt := append(append(append([]byte{}, plain[:40]...), c.ext...), plain[40:]...)
+			pkt[6] = c.first
+			binary.BigEndian.PutUint16(pkt[4:], uint16(len(pkt)-40))
+			hdr := plainHdr
+			hdr.HdrLen += uint16(len(c.ext))
+			hdr.CsumStart += uint16(len(c.ext))
+			outs, sizes := makeBufs(4, 2000), make([]int, 4)
+			n, err := Segment(pkt, hdr, outs, sizes, 16)
+			if !c.ok {
+				if err == nil {
+					t.Fatalf("Segment = %d, nil; want an error", n)
+				}
+				return
+			}
+			if err != nil || n != 3 {
+				t.Fatalf("Segment = %d, %v", n, err)
+			}
+			var got []byte
+			for i := range n {
+				p := outs[i][16 : 16+sizes[i]]
+				if int(binary.BigEndian.Uint16(p[4:]))+40 != len(p) {
+					t.Fatalf("segment %d: payload length %d, packet %d", i, binary.BigEndian.Uint16(p[4:]), len(p))
+				}
+				if p[6] != c.first || !bytes.Equal(p[40:40+len(c.ext)], c.ext) {
+					t.Fatalf("segment %d: extension headers changed: %x", i, p[40:40+len(c.ext)])
+				}
+				// Without the extension headers the segment is a plain
+				// IPv6 TCP packet with the same pseudo-header.
+				bare := append(append([]byte{}, p[:40]...), p[40+len(c.ext):]...)
+				bare[6] = protoTCP
+				binary.BigEndian.PutUint16(bare[4:], uint16(len(bare)-40))
+				h, pl := checkPacket(t, bare, true, false)
+				if seq := binary.BigEndian.Uint32(h[4:]); seq != 7+uint32(i*1000) {
+					t.Errorf("segment %d: seq %d", i, seq)
+				}
+				got = append(got, pl...)
+			}
+			if !bytes.Equal(got, payload) {
+				t.Fatal("payload differs")
+			}
+		})
+	}
+}
