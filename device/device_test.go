@@ -408,6 +408,15 @@ func TestICMPEligible(t *testing.T) {
 			t.Errorf("%x: eligible %v, want %v", c.pkt[:20], got, c.want)
 		}
 	}
+	v6ext := func(src, dst string, next byte, ext []byte, typ byte) []byte {
+		p := make([]byte, 40+len(ext)+8)
+		p[0], p[6] = 0x60, next
+		copy(p[8:24], netip.MustParseAddr(src).AsSlice())
+		copy(p[24:40], netip.MustParseAddr(dst).AsSlice())
+		copy(p[40:], ext)
+		p[40+len(ext)] = typ
+		return p
+	}
 	v6 := func(src, dst string, next, typ byte) []byte {
 		p := make([]byte, 48)
 		p[0], p[6] = 0x60, next
@@ -427,6 +436,14 @@ func TestICMPEligible(t *testing.T) {
 		{v6("fd00::1", "ff02::1", 58, 128), false},
 		{v6("fe80::1", "ff02::2", 58, 133), false}, // router solicitation
 		{v6("::", "fd00::7", 17, 0), false},
+		// Behind extension headers (RFC 4443 2.4(e), as the kernel's
+		// icmp6_send): destination options, a first fragment, AH.
+		{v6ext("fd00::1", "fd00::7", 60, []byte{58, 0, 1, 4, 0, 0, 0, 0}, 1), false},
+		{v6ext("fd00::1", "fd00::7", 60, []byte{58, 0, 1, 4, 0, 0, 0, 0}, 128), true},
+		{v6ext("fd00::1", "fd00::7", 44, []byte{58, 0, 0, 0, 0, 0, 0, 9}, 1), false},
+		{v6ext("fd00::1", "fd00::7", 0, []byte{51, 0, 1, 4, 0, 0, 0, 0, 58, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1}, 3), false},
+		// A later fragment shows no ICMPv6 header: answered.
+		{v6ext("fd00::1", "fd00::7", 44, []byte{58, 0, 0, 8, 0, 0, 0, 9}, 1), true},
 	} {
 		if got := icmp6Eligible(c.pkt); got != c.want {
 			t.Errorf("%x: eligible %v, want %v", c.pkt[8:40], got, c.want)

@@ -24,7 +24,8 @@ const (
 // As in the kernel's icmp_send and icmp6_send, only a packet between
 // unicast addresses is answered: none to or from a multicast, broadcast or
 // unspecified address (RFC 1122 3.2.2, RFC 4443 2.4), none for an ICMP error
-// or an ICMPv6 redirect, and for IPv4 only the first fragment.
+// or an ICMPv6 redirect (also behind IPv6 extension headers), and for IPv4
+// only the first fragment.
 
 // unreachable writes an ICMP error for pkt to the TUN. Loop only.
 func (l *loop) unreachable(pkt []byte, now time.Time) {
@@ -95,10 +96,49 @@ func icmp6Eligible(pkt []byte) bool {
 	if src.IsUnspecified() || src.IsMulticast() || dst.IsUnspecified() || dst.IsMulticast() {
 		return false
 	}
-	if pkt[6] == 58 && len(pkt) > ipv6HeaderLen && (pkt[40] < 128 || pkt[40] == 137) {
+	next, off := ipv6SkipExtensions(pkt)
+	if next == 58 && len(pkt) > off && (pkt[off] < 128 || pkt[off] == 137) {
 		return false // an ICMPv6 error or redirect
 	}
 	return true
+}
+
+// ipv6SkipExtensions walks an IPv6 packet's extension headers as the
+// kernel's ipv6_skip_exthdr does for icmp6_send: hop-by-hop, routing and
+// destination options headers, AH, and a fragment header as long as it is
+// the first fragment (a later one shows no upper-layer header, and is
+// reported as the fragment header itself). It returns the next-header
+// value where the walk stopped and the offset of that header; a header
+// cut short ends the walk there.
+func ipv6SkipExtensions(pkt []byte) (next byte, off int) {
+	next, off = pkt[6], ipv6HeaderLen
+	for range 16 {
+		var hdrLen int
+		switch next {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(pkt) < off+2 {
+				return next, off
+			}
+			hdrLen = (int(pkt[off+1]) + 1) * 8
+		case 51: // AH: length in 4-byte units, minus 2
+			if len(pkt) < off+2 {
+				return next, off
+			}
+			hdrLen = (int(pkt[off+1]) + 2) * 4
+		case 44: // fragment
+			if len(pkt) < off+8 || binary.BigEndian.Uint16(pkt[off+2:])&^7 != 0 {
+				return next, off
+			}
+			hdrLen = 8
+		default:
+			return next, off
+		}
+		if len(pkt) < off+hdrLen {
+			return next, off
+		}
+		next, off = pkt[off], off+hdrLen
+	}
+	return next, off
 }
 
 // isBroadcast4 reports whether pkt's destination is the directed broadcast
