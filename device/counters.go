@@ -33,6 +33,7 @@ type Counters struct {
 	handshakeBacklog atomic.Uint64
 	sendErrors       atomic.Uint64
 	tunWriteErrors   atomic.Uint64
+	tunReadErrors    atomic.Uint64
 	handshakesDone   atomic.Uint64
 }
 
@@ -59,6 +60,7 @@ type CountersSnapshot struct {
 	HandshakeBacklog  uint64 `json:"handshake_backlog_full"`
 	SendErrors        uint64 `json:"send_errors"`
 	TUNWriteErrors    uint64 `json:"tun_write_errors"`
+	TUNReadErrors     uint64 `json:"tun_read_errors"`
 	HandshakesDone    uint64 `json:"handshakes_completed"`
 }
 
@@ -84,6 +86,7 @@ func (c *Counters) snapshot() CountersSnapshot {
 		HandshakeBacklog:  c.handshakeBacklog.Load(),
 		SendErrors:        c.sendErrors.Load(),
 		TUNWriteErrors:    c.tunWriteErrors.Load(),
+		TUNReadErrors:     c.tunReadErrors.Load(),
 		HandshakesDone:    c.handshakesDone.Load(),
 	}
 }

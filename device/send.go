@@ -59,6 +59,7 @@ func (l *loop) readTUN() error {
 		case errors.Is(err, tun.ErrDeleted):
 			return err
 		default:
+			d.counters.tunReadErrors.Add(1)
 			if held, ok := d.logLim.allow("tun read error", now); ok {
 				logDrop(d.log, "tun read error", held, "err", err)
 			}
@@ -153,6 +154,14 @@ func (l *loop) appendSeal(j *job, p *Peer, buf []byte, n int, now time.Time) boo
 	}
 	if counter >= noise.RekeyAfterMessages || (kp.Initiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
 		d.hs.requestInitiation(p, false)
+	}
+	if cap(buf) < noise.SealedLen(n, j.mtu) {
+		// A packet over the MTU (a route's MTU above the link's) that
+		// fits its buffer but leaves no room for padding and tag.
+		big := l.getBuf()
+		copy(big[noise.TransportHeaderSize:], buf[noise.TransportHeaderSize:noise.TransportHeaderSize+n])
+		l.putBuf(buf)
+		buf = big
 	}
 	j.elems = append(j.elems, elem{buf: buf, n: n, kp: kp, counter: counter, ep: ep, own: true})
 	return true

@@ -18,6 +18,7 @@ const readBatch = 64
 // again: the fd state that caused them (deleted link) persists.
 func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
+	var tooBig error
 	for n < len(bufs) && n < len(sizes) && n < readBatch {
 		m, err := rawRead(fd, bufs[n][offset:])
 		if err == unix.EINTR {
@@ -27,7 +28,15 @@ func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 			if n > 0 {
 				return n, nil
 			}
+			if tooBig != nil {
+				return 0, tooBig
+			}
 			return 0, mapErrno("read", err)
+		}
+		if m == len(bufs[n])-offset {
+			// read(2) cut the packet to the buffer: it is lost.
+			tooBig = ErrPacketTooBig
+			continue
 		}
 		sizes[n] = m
 		n++

@@ -269,11 +269,11 @@ func segmentRange(pkt []byte, sp superPacket, first int, outs [][]byte, sizes []
 		seg := first + i
 		start := sp.hdrLen + seg*sp.gso
 		end := min(start+sp.gso, len(pkt))
-		out := outs[i]
-		if offset < 0 || len(out)-offset < sp.hdrLen+end-start {
+		if offset < 0 {
 			return i, ErrTooManySegments
 		}
-		out = out[offset : offset+sp.hdrLen+end-start]
+		outs[i] = grow(outs[i], offset, sp.hdrLen+end-start)
+		out := outs[i][offset : offset+sp.hdrLen+end-start]
 		copy(out, pkt[:sp.hdrLen])
 		copy(out[sp.hdrLen:], pkt[start:end])
 		fixSegment(out, sp, seg, end == len(pkt))
@@ -333,9 +333,10 @@ func segmentNone(pkt []byte, hdr VirtioNetHdr, outs [][]byte, sizes []int, offse
 	if len(outs) < 1 || len(sizes) < 1 {
 		return 0, ErrTooManySegments
 	}
-	if offset < 0 || len(outs[0])-offset < len(pkt) {
+	if offset < 0 {
 		return 0, ErrTooManySegments
 	}
+	outs[0] = grow(outs[0], offset, len(pkt))
 	out := outs[0][offset : offset+len(pkt)]
 	copy(out, pkt)
 	if err := completeChecksum(out, hdr); err != nil {

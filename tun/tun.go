@@ -26,7 +26,12 @@ type Device interface {
 	// Read reads up to len(bufs) packets without blocking; packet i lands
 	// at bufs[i][offset:], its length in sizes[i]. It returns n > 0, or 0
 	// and an error for which errors.Is(err, ErrWouldBlock) when nothing is
-	// queued, or ErrDeleted once the link is gone.
+	// queued, or ErrDeleted once the link is gone. A packet larger than
+	// bufs[i][offset:] (the kernel hands over packets up to a route's MTU,
+	// which may exceed the link's) is either put in a new buffer that
+	// replaces bufs[i], with GrowTail bytes to spare after it, or, where
+	// the device cannot tell its size before reading it, dropped with
+	// ErrPacketTooBig.
 	Read(bufs [][]byte, sizes []int, offset int) (int, error)
 	// Write writes the packets bufs[i][offset:] and returns how many were
 	// consumed. When the device is full it returns n < len(bufs) and an
@@ -48,6 +53,25 @@ var ErrWouldBlock = fmt.Errorf("tun: would block: %w", unix.EAGAIN)
 // ErrDeleted means the link behind the fd was deleted (the kernel detached
 // the fd and answers EBADFD); the device is unusable and should be closed.
 var ErrDeleted = fmt.Errorf("tun: link deleted: %w", unix.EBADFD)
+
+// ErrPacketTooBig means a packet read without offloads filled its whole
+// buffer, so it may have been cut short: it was dropped (a route's MTU above
+// the link's lets the kernel hand over packets larger than the link MTU).
+var ErrPacketTooBig = errors.New("tun: packet larger than the read buffer dropped (a route MTU above the link MTU?)")
+
+// GrowTail is the room Read leaves after a packet it had to put in a buffer
+// of its own because the caller's was too small (see Device.Read): enough
+// for WireGuard's padding and tag.
+const GrowTail = 64
+
+// grow returns out if it holds offset+need bytes, else a new buffer of
+// offset+need+GrowTail bytes that replaces it.
+func grow(out []byte, offset, need int) []byte {
+	if len(out)-offset >= need {
+		return out
+	}
+	return make([]byte, offset+need+GrowTail)
+}
 
 // ErrClosed is returned by calls on a device after Close.
 var ErrClosed = errors.New("tun: device closed")

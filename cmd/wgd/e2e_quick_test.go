@@ -1128,3 +1128,48 @@ func TestE2EQuickDownMistypedName(t *testing.T) {
 		t.Errorf("down of an interface that is not up: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestE2EPacketsOverLinkMTU: a route whose MTU is above the tunnel's makes
+// the kernel hand the TUN packets larger than the link MTU. They go
+// through, as with wireguard-go (the outer datagram is fragmented): those
+// of 1441-1456 bytes were dropped as "no key" (no room for the tag), larger
+// ones dropped with no counter. Without offloads a packet larger than the
+// read buffer cannot be read whole: it is dropped and counted as a TUN read
+// error.
+func TestE2EPacketsOverLinkMTU(t *testing.T) {
+	for _, offload := range []bool{true, false} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			s := newQuickSetup(t)
+			env := []string{}
+			if !offload {
+				env = append(env, "WGD_NO_OFFLOAD=1")
+			}
+			up := func(side quickSide, path string) {
+				t.Helper()
+				r := runTool(t, "", "ip", append(append([]string{"netns", "exec", side.ns, "env"}, env...), wgdBin, "up", path)...)
+				if r.code != 0 {
+					t.Fatalf("up: exit %d\n%s", r.code, r.stderr)
+				}
+			}
+			up(s.a, s.conf(t, s.a, "Address = 198.19.0.1/24\nMTU = 1420", "AllowedIPs = 198.19.0.2/32"))
+			up(s.b, s.conf(t, s.b, "Address = 198.19.0.2/24\nMTU = 1420", "AllowedIPs = 198.19.0.1/32"))
+			for _, side := range []quickSide{s.a, s.b} {
+				other := 3 - side.n
+				ipIn(t, side.ns, "route", "replace", fmt.Sprintf("198.19.0.%d/32", other), "dev", side.iface, "mtu", "1500")
+			}
+			ping(t, s.a.ns, "198.19.0.2")
+			// 1448 and 1500-byte packets, DF set.
+			ping(t, s.a.ns, "-M", "do", "-s", "1420", "198.19.0.2")
+			if offload {
+				ping(t, s.a.ns, "-M", "do", "-s", "1472", "198.19.0.2")
+				return
+			}
+			r := runTool(t, "", "ip", "netns", "exec", s.a.ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-M", "do", "-s", "1472", "198.19.0.2")
+			if r.code == 0 {
+				t.Fatalf("a 1500-byte packet passed without offloads: its read buffer cannot hold it whole")
+			}
+			js := wgdIn(t, s.a.ns, "show", "--json", s.a.iface)
+			contains(t, "counters", js.stdout, `"tun_read_errors": 2`, `"no_key": 0`)
+		})
+	}
+}
