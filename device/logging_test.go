@@ -78,6 +78,13 @@ func TestLogsSayWhatHappened(t *testing.T) {
 	a.write(t, udp4(a.addr, netip.MustParseAddr("198.18.77.1"), []byte("nowhere")))
 	waitLog("no route", &la, `reason="no route"`, "dst=198.18.77.1")
 
+	// An inner packet whose IPv4 total length claims more than arrived:
+	// dropped, and the line says what was wrong with it.
+	bad := udp4(a.addr, b.addr, []byte("short"))
+	bad[2], bad[3] = 0x10, 0x00
+	a.write(t, bad)
+	waitLog("bad inner packet", &lb, `reason="bad inner packet"`, "version=4", "header_len=4096", "len=48")
+
 	// b uses a preshared key a does not: the PSK enters the handshake in
 	// the response (Noise IKpsk2), so a's check of b's response fails.
 	var psk noise.PresharedKey

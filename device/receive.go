@@ -337,7 +337,15 @@ func (l *loop) innerPacket(p *Peer, pt []byte) ([]byte, bool) {
 	}
 	if !src.IsValid() || n > len(pt) || n < ipv4HeaderLen {
 		d.counters.badInnerPacket.Add(1)
-		d.logDropPeer("bad inner packet", p)
+		if d.debugLogs() {
+			if held, ok := d.logLim.allow("bad inner packet", d.clock.Now()); ok {
+				// What was wrong: the version nibble, the length the
+				// header claims and the length decrypted (padding
+				// included).
+				logDrop(d.log, "bad inner packet", held, "peer", p.short(),
+					"version", pt[0]>>4, "header_len", n, "len", len(pt))
+			}
+		}
 		return nil, false
 	}
 	if owner, ok := l.lookups.lookup(&d.allowedIPs, src); !ok || owner != p {
