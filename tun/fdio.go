@@ -20,7 +20,7 @@ func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	var tooBig error
 	for n < len(bufs) && n < len(sizes) && n < readBatch {
-		m, err := rawRead(fd, bufs[n][offset:])
+		m, err := rawReadExtra(fd, bufs[n][offset:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -33,8 +33,8 @@ func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 			}
 			return 0, mapErrno("read", err)
 		}
-		if m == len(bufs[n])-offset {
-			// read(2) cut the packet to the buffer: it is lost.
+		if m > len(bufs[n])-offset {
+			// The packet did not fit: readv cut it, and it is lost.
 			tooBig = ErrPacketTooBig
 			continue
 		}

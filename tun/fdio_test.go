@@ -8,10 +8,10 @@ import (
 )
 
 // TestReadPacketsDropsCutPackets: without offloads a packet larger than
-// its buffer comes back from read(2) cut to the buffer's length; it is
-// dropped with ErrPacketTooBig instead of being sent on cut short (or, at
-// 1441-1456 bytes on MTU 1420, counted as "no key" for want of room for
-// the tag). Packets after it are still read.
+// its buffer can only be read cut short; it is dropped with
+// ErrPacketTooBig instead of being sent on so (or, at 1441-1456 bytes on
+// MTU 1420, counted as "no key" for want of room for the tag), while one
+// that fills its buffer exactly is kept. Packets after it are still read.
 func TestReadPacketsDropsCutPackets(t *testing.T) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
@@ -31,9 +31,20 @@ func TestReadPacketsDropsCutPackets(t *testing.T) {
 	if err != nil || n != 1 || sizes[0] != 10 {
 		t.Fatalf("readPackets = %d (%v), %v; want the 10-byte packet only", n, sizes[:n], err)
 	}
-	send(50)
+	send(51)
 	if n, err := readPackets(fds[0], bufs, sizes, 16); n != 0 || !errors.Is(err, ErrPacketTooBig) {
 		t.Fatalf("readPackets of one cut packet = %d, %v; want ErrPacketTooBig", n, err)
+	}
+	// One that fills its buffer exactly is whole.
+	send(50)
+	if n, err := readPackets(fds[0], bufs, sizes, 16); n != 1 || err != nil || sizes[0] != 50 {
+		t.Fatalf("readPackets of a packet filling its buffer = %d (%v), %v", n, sizes[:n], err)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		send(20)
+		readPackets(fds[0], bufs, sizes, 16)
+	}); a != 0 {
+		t.Errorf("readPackets allocates: %v per call", a)
 	}
 	if n, err := readPackets(fds[0], bufs, sizes, 16); n != 0 || !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("readPackets of nothing = %d, %v", n, err)

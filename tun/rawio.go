@@ -36,6 +36,27 @@ func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
+// rawReadExtra is readv(2) into p and one byte more: a packet longer than
+// p returns len(p)+1, which tells a packet cut to p from one that fills it
+// exactly.
+func rawReadExtra(fd int, p []byte) (int, error) {
+	var extra [1]byte
+	var v [2]unix.Iovec
+	n := 0
+	if len(p) > 0 {
+		v[0].Base = &p[0]
+		v[0].SetLen(len(p))
+		n++
+	}
+	v[n].Base = &extra[0]
+	v[n].SetLen(1)
+	r, _, e := unix.RawSyscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&v[0])), uintptr(n+1))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
 // rawWritev writes bufs with one writev(2), building the iovec array in
 // *vec (reused; grown only if bufs is longer than any before).
 func rawWritev(fd int, bufs [][]byte, vec *[]unix.Iovec) (int, error) {

@@ -54,8 +54,8 @@ var ErrWouldBlock = fmt.Errorf("tun: would block: %w", unix.EAGAIN)
 // the fd and answers EBADFD); the device is unusable and should be closed.
 var ErrDeleted = fmt.Errorf("tun: link deleted: %w", unix.EBADFD)
 
-// ErrPacketTooBig means a packet read without offloads filled its whole
-// buffer, so it may have been cut short: it was dropped (a route's MTU above
+// ErrPacketTooBig means a packet read without offloads was larger than its
+// buffer, so only part of it was read: it was dropped (a route's MTU above
 // the link's lets the kernel hand over packets larger than the link MTU).
 var ErrPacketTooBig = errors.New("tun: packet larger than the read buffer dropped (a route MTU above the link MTU?)")
 
