@@ -246,7 +246,13 @@ func (d *Device) SetMTU(mtu int) {
 }
 
 // Counters returns a snapshot of the device's drop and traffic counters.
-func (d *Device) Counters() CountersSnapshot { return d.counters.snapshot() }
+func (d *Device) Counters() CountersSnapshot {
+	c := d.counters.snapshot()
+	if t, ok := d.tun.(interface{ ReadDrops() uint64 }); ok {
+		c.TUNReadErrors += t.ReadDrops()
+	}
+	return c
+}
 
 // Port is the UDP port currently bound.
 func (d *Device) Port() uint16 {

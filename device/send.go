@@ -59,7 +59,10 @@ func (l *loop) readTUN() error {
 		case errors.Is(err, tun.ErrDeleted):
 			return err
 		default:
-			d.counters.tunReadErrors.Add(1)
+			if !tun.IsDrop(err) {
+				// Dropped packets the device counts itself (ReadDrops).
+				d.counters.tunReadErrors.Add(1)
+			}
 			if held, ok := d.logLim.allow("tun read error", now); ok {
 				logDrop(d.log, "tun read error", held, "err", err)
 			}

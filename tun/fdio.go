@@ -3,6 +3,7 @@ package tun
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +17,7 @@ const readBatch = 64
 // non-blocking fd, one read(2) each. It stops at the first EAGAIN. Errors
 // after at least one packet are left for the next call, which sees them
 // again: the fd state that caused them (deleted link) persists.
-func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
+func readPackets(fd int, bufs [][]byte, sizes []int, offset int, drops *atomic.Uint64) (int, error) {
 	n := 0
 	var tooBig error
 	for n < len(bufs) && n < len(sizes) && n < readBatch {
@@ -36,6 +37,9 @@ func readPackets(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 		if m > len(bufs[n])-offset {
 			// The packet did not fit: readv cut it, and it is lost.
 			tooBig = ErrPacketTooBig
+			if drops != nil {
+				drops.Add(1)
+			}
 			continue
 		}
 		sizes[n] = m

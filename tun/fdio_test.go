@@ -2,6 +2,7 @@ package tun
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -27,26 +28,30 @@ func TestReadPacketsDropsCutPackets(t *testing.T) {
 	send(100)
 	send(10)
 	bufs, sizes := makeBufs(4, 16+50), make([]int, 4)
-	n, err := readPackets(fds[0], bufs, sizes, 16)
+	var drops atomic.Uint64
+	n, err := readPackets(fds[0], bufs, sizes, 16, &drops)
 	if err != nil || n != 1 || sizes[0] != 10 {
 		t.Fatalf("readPackets = %d (%v), %v; want the 10-byte packet only", n, sizes[:n], err)
 	}
 	send(51)
-	if n, err := readPackets(fds[0], bufs, sizes, 16); n != 0 || !errors.Is(err, ErrPacketTooBig) {
+	if n, err := readPackets(fds[0], bufs, sizes, 16, &drops); n != 0 || !errors.Is(err, ErrPacketTooBig) {
 		t.Fatalf("readPackets of one cut packet = %d, %v; want ErrPacketTooBig", n, err)
 	}
 	// One that fills its buffer exactly is whole.
 	send(50)
-	if n, err := readPackets(fds[0], bufs, sizes, 16); n != 1 || err != nil || sizes[0] != 50 {
+	if n, err := readPackets(fds[0], bufs, sizes, 16, &drops); n != 1 || err != nil || sizes[0] != 50 {
 		t.Fatalf("readPackets of a packet filling its buffer = %d (%v), %v", n, sizes[:n], err)
 	}
 	if a := testing.AllocsPerRun(100, func() {
 		send(20)
-		readPackets(fds[0], bufs, sizes, 16)
+		readPackets(fds[0], bufs, sizes, 16, &drops)
 	}); a != 0 {
 		t.Errorf("readPackets allocates: %v per call", a)
 	}
-	if n, err := readPackets(fds[0], bufs, sizes, 16); n != 0 || !errors.Is(err, ErrWouldBlock) {
+	if n, err := readPackets(fds[0], bufs, sizes, 16, &drops); n != 0 || !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("readPackets of nothing = %d, %v", n, err)
+	}
+	if d := drops.Load(); d != 2 {
+		t.Errorf("%d drops counted, want 2 (one beside a good packet, one alone)", d)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -31,6 +32,8 @@ type Native struct {
 	// off is the offload path's state, nil when the TUN was opened
 	// without IFF_VNET_HDR. Only Read and Write use it.
 	off *offloadState
+	// drops counts the packets the plain Read dropped (ReadDrops).
+	drops atomic.Uint64
 }
 
 var _ Device = (*Native)(nil)
@@ -248,7 +251,18 @@ func (t *Native) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if t.off != nil {
 		return t.off.read(t.fd, bufs, sizes, offset)
 	}
-	return readPackets(t.fd, bufs, sizes, offset)
+	return readPackets(t.fd, bufs, sizes, offset, &t.drops)
+}
+
+// ReadDrops counts the packets Read dropped because they could not be used:
+// malformed offload packets, and without offloads packets larger than their
+// buffer. Any goroutine may call it.
+func (t *Native) ReadDrops() uint64 {
+	n := t.drops.Load()
+	if t.off != nil {
+		n += t.off.drops.Load()
+	}
+	return n
 }
 
 // Write writes the packets without blocking; see Device.Write.

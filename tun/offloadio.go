@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,6 +70,8 @@ const offloadBatch = 64
 type offloadState struct {
 	active Offloads
 	coal   Coalescer
+	// drops counts packets read and dropped as unusable (ReadDrops).
+	drops atomic.Uint64
 
 	// rbuf holds the last super-packet read; pend says which of its
 	// segments have not been handed out yet.
@@ -170,6 +173,7 @@ func (s *offloadState) read(fd int, bufs [][]byte, sizes []int, offset int) (int
 			s.next += k
 			if err != nil {
 				s.next = s.pend.nseg // the caller's buffers are too small: drop the rest
+				s.drops.Add(1)
 				return n, nilIfSome(n, err)
 			}
 			continue
@@ -184,6 +188,7 @@ func (s *offloadState) read(fd int, bufs [][]byte, sizes []int, offset int) (int
 		k, err := s.accept(m, bufs[n:], sizes[n:], offset)
 		n += k
 		if err != nil {
+			s.drops.Add(1)
 			return n, nilIfSome(n, err)
 		}
 	}

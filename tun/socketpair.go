@@ -71,7 +71,7 @@ func (s *Socketpair) SetMTU(mtu int) error {
 
 // Read reads up to len(bufs) datagrams without blocking; see Device.Read.
 func (s *Socketpair) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	return readPackets(s.fd, bufs, sizes, offset)
+	return readPackets(s.fd, bufs, sizes, offset, nil)
 }
 
 // Write writes datagrams without blocking; see Device.Write. It returns

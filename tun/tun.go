@@ -59,6 +59,13 @@ var ErrDeleted = fmt.Errorf("tun: link deleted: %w", unix.EBADFD)
 // the link's lets the kernel hand over packets larger than the link MTU).
 var ErrPacketTooBig = errors.New("tun: packet larger than the read buffer dropped (a route MTU above the link MTU?)")
 
+// IsDrop reports whether a Read error stands for a packet Read dropped as
+// unusable, which Native counts in ReadDrops; other errors are the fd's.
+func IsDrop(err error) bool {
+	return errors.Is(err, ErrPacketTooBig) || errors.Is(err, ErrSuperPacket) ||
+		errors.Is(err, ErrVnetHdr) || errors.Is(err, ErrTooManySegments)
+}
+
 // GrowTail is the room Read leaves after a packet it had to put in a buffer
 // of its own because the caller's was too small (see Device.Read): enough
 // for WireGuard's padding and tag.
