@@ -96,7 +96,12 @@ func TestE2EDownAfterKilledDaemon(t *testing.T) {
 	}
 	rules := n.ip("rule")
 	mustNotContain(t, "rules", rules, "lookup 51820")
-	mustContain(t, "rules", rules, "not from all fwmark 0xca6d lookup 51821", "lookup main suppress_prefixlength 0")
+	// The other tunnel keeps its own suppress rule, the one just below
+	// its fwmark rule: deleting the first suppress rule found took that
+	// one and left its fwmark rule ahead of ours, so the main table's
+	// routes (the LAN's) were skipped for everything.
+	mustContain(t, "rules", rules, "32763:\tnot from all fwmark 0xca6d lookup 51821", "32762:\tfrom all lookup main suppress_prefixlength 0")
+	mustNotContain(t, "rules", rules, "32764:")
 	mustNotContain(t, "v6 rules", n.ip("-6", "rule"), "51820", "suppress")
 	mustNotContain(t, "nft", n.exec("nft", "list", "tables"), "wg-quick")
 }

@@ -236,10 +236,10 @@ func (r *Runner) removeRoutes(ctx context.Context, old Settings, table Table, de
 			errs = append(errs, stepErr(line, err))
 		}
 		if p.Bits() == 0 && table.Mode == TableAuto {
-			n, err := r.deleteTableRules(family(p), []int{id})
+			prios, err := r.deleteTableRules(family(p), []int{id})
 			errs = append(errs, err)
-			if n > 0 {
-				errs = append(errs, r.deleteSuppressRules(family(p), n))
+			if len(prios) > 0 {
+				errs = append(errs, r.deleteSuppressRules(family(p), prios))
 			}
 			errs = append(errs, r.removeFirewallFamily(ctx, old.Interface, family(p)))
 		}

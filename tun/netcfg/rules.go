@@ -22,10 +22,10 @@ func (r *Runner) removeFullTunnelRules(s Settings, dev Device, link netlink.Link
 	}
 	var errs []error
 	for _, fam := range families {
-		n, err := r.deleteTableRules(fam, tables)
+		prios, err := r.deleteTableRules(fam, tables)
 		errs = append(errs, err)
-		if n > 0 {
-			errs = append(errs, r.deleteSuppressRules(fam, n))
+		if len(prios) > 0 {
+			errs = append(errs, r.deleteSuppressRules(fam, prios))
 		}
 	}
 	return errors.Join(errs...)
@@ -76,13 +76,14 @@ func (r *Runner) tableOnlyVia(t int, link netlink.Link) bool {
 }
 
 // deleteTableRules deletes every rule of fam that looks up one of tables,
-// as wg-quick's "while ... lookup $table; do ip rule delete table $table".
-func (r *Runner) deleteTableRules(fam int, tables []int) (int, error) {
+// as wg-quick's "while ... lookup $table; do ip rule delete table $table",
+// and returns the priorities of those it deleted.
+func (r *Runner) deleteTableRules(fam int, tables []int) ([]int, error) {
 	rules, err := r.handle().RuleList(fam)
 	if err != nil {
-		return 0, fmt.Errorf("list %s rules: %w", famFlag(fam), err)
+		return nil, fmt.Errorf("list %s rules: %w", famFlag(fam), err)
 	}
-	n := 0
+	var prios []int
 	for _, rule := range rules {
 		if !slices.Contains(tables, rule.Table) {
 			continue
@@ -90,36 +91,66 @@ func (r *Runner) deleteTableRules(fam int, tables []int) (int, error) {
 		line := fmt.Sprintf("ip %s rule delete table %d", famFlag(fam), rule.Table)
 		r.printf("[#] %s", line)
 		if err := ignoreGone(r.handle().RuleDel(&rule)); err != nil {
-			return n, stepErr(line, err)
+			return prios, stepErr(line, err)
 		}
-		n++
+		prios = append(prios, rule.Priority)
 	}
-	return n, nil
+	return prios, nil
 }
 
-// deleteSuppressRules removes "lookup main suppress_prefixlength 0" rules.
-// wg-quick removes them all; we do too unless another wg-quick-style
-// tunnel still has its fwmark rule, in which case we remove only as many as
-// we removed fwmark rules, so the other tunnel keeps working.
-func (r *Runner) deleteSuppressRules(fam, removed int) error {
+// isSuppressRule reports whether a rule is "table main
+// suppress_prefixlength 0".
+func isSuppressRule(rule netlink.Rule) bool {
+	return rule.Table == unix.RT_TABLE_MAIN && rule.SuppressPrefixlen == 0
+}
+
+// deleteSuppressRules removes "lookup main suppress_prefixlength 0" rules
+// after the fwmark rules at prios went. wg-quick removes them all; we do
+// too unless another wg-quick-style tunnel still has its fwmark rule. Then
+// only ours go: up added each right after its fwmark rule, so the kernel
+// gave it the priority just below (one less); for any not found that way,
+// as many others as are missing, so that the other tunnel keeps one. (A
+// bare "ip rule delete table main suppress_prefixlength 0" deletes the
+// first match, which with two full tunnels is the newer tunnel's, and
+// left its fwmark rule ahead of the remaining suppress rule: the main
+// table's routes, the LAN's among them, were no longer consulted.)
+func (r *Runner) deleteSuppressRules(fam int, prios []int) error {
 	rules, err := r.handle().RuleList(fam)
 	if err != nil {
 		return fmt.Errorf("list %s rules: %w", famFlag(fam), err)
 	}
 	others := slices.ContainsFunc(rules, isFwmarkRule)
+	del := func(rule netlink.Rule) error {
+		line := fmt.Sprintf("ip %s rule delete table main suppress_prefixlength 0", famFlag(fam))
+		if others {
+			line = fmt.Sprintf("ip %s rule delete pref %d table main suppress_prefixlength 0", famFlag(fam), rule.Priority)
+		}
+		r.printf("[#] %s", line)
+		return stepErr(line, ignoreGone(r.handle().RuleDel(&rule)))
+	}
+	missing := len(prios)
+	var rest []netlink.Rule
 	for _, rule := range rules {
-		if rule.Table != unix.RT_TABLE_MAIN || rule.SuppressPrefixlen != 0 {
+		if !isSuppressRule(rule) {
 			continue
 		}
-		if others && removed == 0 {
+		if others && slices.Contains(prios, rule.Priority+1) {
+			if err := del(rule); err != nil {
+				return err
+			}
+			missing--
+			continue
+		}
+		rest = append(rest, rule)
+	}
+	for _, rule := range rest {
+		if others && missing <= 0 {
 			break
 		}
-		line := fmt.Sprintf("ip %s rule delete table main suppress_prefixlength 0", famFlag(fam))
-		r.printf("[#] %s", line)
-		if err := ignoreGone(r.handle().RuleDel(&rule)); err != nil {
-			return stepErr(line, err)
+		if err := del(rule); err != nil {
+			return err
 		}
-		removed--
+		missing--
 	}
 	return nil
 }
