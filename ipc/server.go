@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -199,7 +200,7 @@ func (s *server) get(c net.Conn, r *bufio.Reader, w *bufio.Writer) error {
 	timeout := time.NewTimer(s.l.limits.IdleTimeout)
 	defer timeout.Stop()
 	var cut atomic.Bool
-	h, ok := s.l.replies.start(func() { cut.Store(true); c.Close() }, timeout.C)
+	h, ok := s.l.replies.start(func() { cut.Store(true); c.Close() }, unreadBytes(c), timeout.C)
 	if !ok {
 		return &Error{Errno: unix.EAGAIN, Err: ErrRepliesBacklogged}
 	}
@@ -210,6 +211,28 @@ func (s *server) get(c net.Conn, r *bufio.Reader, w *bufio.Writer) error {
 		return &Error{Errno: errnoUnknown, Err: err}
 	}
 	return nil
+}
+
+// unreadBytes returns a function that reports how many bytes written to c
+// its client has not read yet (SIOCOUTQ), or -1; nil when c has no fd.
+func unreadBytes(c net.Conn) func() int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func() int {
+		n := -1
+		rc.Control(func(fd uintptr) {
+			if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+				n = v
+			}
+		})
+		return n
+	}
 }
 
 // set parses the whole request, then applies it or nothing.

@@ -432,12 +432,12 @@ func TestReplyBudget(t *testing.T) {
 		a, _ = b.start(func() {
 			evicted.Store(true)
 			go func() { b.sub(a, 100); b.done(a) }()
-		}, nil)
+		}, nil, nil)
 		b.add(a, 100)
 		b.built()
 		order := make(chan string, 2)
 		serve := func(name string) {
-			h, ok := b.start(func() {}, nil)
+			h, ok := b.start(func() {}, nil, nil)
 			if !ok {
 				t.Errorf("%s: start failed", name)
 				return
@@ -466,7 +466,7 @@ func TestReplyBudget(t *testing.T) {
 			t.Errorf("served %s then %s, want the newer first", first, second)
 		}
 		// Over budget with a reply that is still moving: the timeout.
-		h, _ := b.start(func() { t.Error("a moving reply was cut off") }, nil)
+		h, _ := b.start(func() { t.Error("a moving reply was cut off") }, nil, nil)
 		b.add(h, 100)
 		b.built()
 		timeout := time.After(3 * time.Second)
@@ -476,16 +476,75 @@ func TestReplyBudget(t *testing.T) {
 				b.sub(h, 1)
 			}
 		}()
-		if _, ok := b.start(func() {}, timeout); ok {
+		if _, ok := b.start(func() {}, nil, timeout); ok {
 			t.Error("start over the budget succeeded")
 		}
 		b.sub(h, 95)
 		b.done(h)
-		if h, ok := b.start(func() {}, nil); !ok || len(b.waiters) != 0 {
+		if h, ok := b.start(func() {}, nil, nil); !ok || len(b.waiters) != 0 {
 			t.Fatalf("budget not usable after a timeout (%d waiting)", len(b.waiters))
 		} else {
 			b.built()
 			b.done(h)
 		}
 	})
+}
+
+// TestServerSteadySlowReaderKept: a client that reads its reply slowly but
+// without pause is not cut off while another get waits for the budget:
+// progress was counted per 256 KiB chunk written, so a reader taking 100
+// KB/s looked stalled for over a second and lost its connection mid-reply.
+func TestServerSteadySlowReaderKept(t *testing.T) {
+	s := startServer(t, Limits{MaxUnreadReplyBytes: 64 << 10})
+	s.l.replies.stall = 600 * time.Millisecond
+	c, r := s.dial(t)
+	var req strings.Builder
+	req.WriteString("set=1\n")
+	for i := range 3000 {
+		fmt.Fprintf(&req, "public_key=%064x\nallowed_ip=198.18.%d.%d/32\n", i+1, i/256, i%256)
+	}
+	req.WriteString("\n")
+	if got := roundTrip(t, c, r, req.String()); got != "errno=0\n" {
+		t.Fatalf("set: %q", got)
+	}
+	want := s.dump(t) + "errno=0\n"
+	// A reads 16 KiB every 50 ms (~320 KB/s): a 256 KiB chunk takes 800
+	// ms, more than the stall time, a 16 KiB slice 50 ms.
+	a, _ := s.dial(t)
+	a.(*net.UnixConn).SetReadBuffer(4096)
+	io.WriteString(a, "get=1\n\n")
+	got := make(chan []byte, 1)
+	go func() {
+		var all []byte
+		buf := make([]byte, 16<<10)
+		a.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for !bytes.HasSuffix(all, []byte("errno=0\n\n")) {
+			n, err := io.ReadFull(a, buf[:min(len(buf), len(want)+1-len(all))])
+			all = append(all, buf[:n]...)
+			if err != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		got <- all
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.l.replies.mu.Lock()
+		q := s.l.replies.queued
+		s.l.replies.mu.Unlock()
+		if q > 64<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("A's reply never built")
+		}
+	}
+	// B waits for the budget the whole time A reads.
+	b, br := s.dial(t)
+	if reply := roundTrip(t, b, br, "get=1\n\n"); reply != want {
+		t.Errorf("B: reply of %d bytes, want %d", len(reply), len(want))
+	}
+	if all := <-got; string(all) != want+"\n" {
+		t.Fatalf("A, reading slowly, got %d of %d bytes: cut off", len(all), len(want)+1)
+	}
 }

@@ -72,11 +72,18 @@ func writeGet(w io.Writer, dev Device, budget *replyBudget, h *replyHolder) erro
 		<-r.q.wake
 		chunks, closed, err := r.q.take()
 		for _, c := range chunks {
-			if werr == nil {
-				_, werr = w.Write(c)
-			}
-			if budget != nil {
-				budget.sub(h, int64(len(c)))
+			// In slices, so that the budget sees a slow but steady
+			// reader move: after whole 256 KiB chunks, one taking
+			// 100 KB/s looked stalled and was cut off.
+			for len(c) > 0 {
+				k := min(len(c), replyWriteSlice)
+				if werr == nil {
+					_, werr = w.Write(c[:k])
+				}
+				if budget != nil {
+					budget.sub(h, int64(k))
+				}
+				c = c[k:]
 			}
 		}
 		if closed {
@@ -94,6 +101,9 @@ func writeGet(w io.Writer, dev Device, budget *replyBudget, h *replyHolder) erro
 const (
 	replyChunk = 256 << 10
 	replySlack = 4 << 10
+	// replyWriteSlice is the most written at once, each write a sign of
+	// progress for the reply budget.
+	replyWriteSlice = 16 << 10
 )
 
 // reply is a get reply under construction: cur is the chunk being appended
@@ -133,7 +143,8 @@ func (r *reply) cut(final bool) {
 // built and not yet written, over all connections, are at most max, so
 // memory stays within max plus one reply. A get that finds the budget
 // spent cuts off the connections whose replies have not moved for stall
-// (their clients read nothing) and waits for the memory to come back.
+// (their clients read nothing: no write finished and the socket's unread
+// bytes did not change) and waits for the memory to come back.
 // Waiting gets are served newest first: a client that reads nothing tends
 // to send many gets, and an admin's `wg show` behind them should not wait
 // a stall for each.
@@ -153,9 +164,17 @@ type replyBudget struct {
 // replyHolder is one get reply in the budget.
 type replyHolder struct {
 	queued   int64     // this reply's bytes built and not yet written
-	progress time.Time // when it last had a write finish (or was started)
+	progress time.Time // when it was last seen to move (or was started)
 	evict    func()    // closes its connection
-	evicted  bool
+	// unread returns the bytes written to the connection and not yet
+	// read by the client (SIOCOUTQ; -1: unknown), lastUnread its value
+	// when last looked at. A write finishes only once the client has
+	// drained most of the socket buffer (the kernel wakes a unix socket's
+	// writer at a quarter of it), so a reader taking 100 KB/s finished
+	// none for over a second; the bytes it reads show it moving.
+	unread     func() int
+	lastUnread int
+	evicted    bool
 }
 
 func newReplyBudget(max int64, stall time.Duration, now func() time.Time) *replyBudget {
@@ -165,7 +184,7 @@ func newReplyBudget(max int64, stall time.Duration, now func() time.Time) *reply
 
 // replyStall is how long a reply may sit unread while another get waits
 // for memory before its connection is cut off.
-const replyStall = time.Second
+const replyStall = 2 * time.Second
 
 func (b *replyBudget) signalLocked() {
 	close(b.changed)
@@ -176,7 +195,7 @@ func (b *replyBudget) signalLocked() {
 // budget has room, and no get that came later is waiting. It gives up when
 // timeout fires (nil, false: the caller answers an error). evict closes
 // the caller's connection, for a later get that finds this reply stalled.
-func (b *replyBudget) start(evict func(), timeout <-chan time.Time) (*replyHolder, bool) {
+func (b *replyBudget) start(evict func(), unread func() int, timeout <-chan time.Time) (*replyHolder, bool) {
 	me := new(int)
 	b.mu.Lock()
 	b.waiters = append(b.waiters, me)
@@ -185,7 +204,7 @@ func (b *replyBudget) start(evict func(), timeout <-chan time.Time) (*replyHolde
 		if !b.building && b.queued <= b.max && b.waiters[len(b.waiters)-1] == me {
 			b.waiters = b.waiters[:len(b.waiters)-1]
 			b.building = true
-			h := &replyHolder{progress: b.now(), evict: evict}
+			h := &replyHolder{progress: b.now(), evict: evict, unread: unread, lastUnread: -1}
 			b.holders[h] = struct{}{}
 			b.signalLocked()
 			return h, true
@@ -195,7 +214,7 @@ func (b *replyBudget) start(evict func(), timeout <-chan time.Time) (*replyHolde
 		}
 		changed := b.changed
 		b.mu.Unlock()
-		recheck := time.NewTimer(b.stall / 4)
+		recheck := time.NewTimer(b.stall / 8)
 		var expired bool
 		select {
 		case <-changed:
@@ -218,12 +237,24 @@ func (b *replyBudget) start(evict func(), timeout <-chan time.Time) (*replyHolde
 	}
 }
 
-// evictStalledLocked cuts off the connections whose replies have unread
-// bytes and no write finished for stall.
+// evictStalledLocked cuts off the connections whose replies have bytes
+// left to write and have not moved for stall: no write finished and the
+// client read nothing of what the socket holds.
 func (b *replyBudget) evictStalledLocked() {
 	now := b.now()
 	for h := range b.holders {
-		if !h.evicted && h.queued > 0 && now.Sub(h.progress) >= b.stall {
+		if h.evicted || h.queued <= 0 {
+			continue
+		}
+		// Sampled on every look, not only once stalled: the count moves
+		// in steps of a whole socket buffer's skb, and two samples a
+		// stall apart can catch the same step.
+		if h.unread != nil {
+			if u := h.unread(); u >= 0 && u != h.lastUnread {
+				h.lastUnread, h.progress = u, now
+			}
+		}
+		if now.Sub(h.progress) >= b.stall {
 			h.evicted = true
 			h.evict()
 		}
