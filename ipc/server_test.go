@@ -369,6 +369,41 @@ func TestClientAgainstServer(t *testing.T) {
 	}
 }
 
+// setPeers configures n peers with one allowed IP each through the socket
+// and returns the get reply the device now gives, errno line included.
+func (s *testServer) setPeers(t *testing.T, n int) string {
+	t.Helper()
+	c, r := s.dial(t)
+	var req strings.Builder
+	req.WriteString("set=1\n")
+	for i := range n {
+		fmt.Fprintf(&req, "public_key=%064x\nallowed_ip=198.18.%d.%d/32\n", i+1, i/256, i%256)
+	}
+	req.WriteString("\n")
+	if got := roundTrip(t, c, r, req.String()); got != "errno=0\n" {
+		t.Fatalf("set: %q", got)
+	}
+	return s.dump(t) + "errno=0\n"
+}
+
+// replyState is what the server's reply budget holds now.
+func (s *testServer) replyState() (queued int64, holders int) {
+	s.l.replies.mu.Lock()
+	defer s.l.replies.mu.Unlock()
+	return s.l.replies.queued, len(s.l.replies.holders)
+}
+
+// waitReplies polls the reply budget until cond holds (5 s at most).
+func (s *testServer) waitReplies(t *testing.T, what string, cond func(queued int64, holders int) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(s.replyState()); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			q, h := s.replyState()
+			t.Fatalf("%s: %d bytes queued, %d replies held", what, q, h)
+		}
+	}
+}
+
 // TestServerUnreadRepliesBounded: a get whose client reads nothing holds
 // its reply; past MaxUnreadReplyBytes the next get waits and the stalled
 // connection is cut off, instead of a second copy being built. 40 such
@@ -376,39 +411,15 @@ func TestClientAgainstServer(t *testing.T) {
 func TestServerUnreadRepliesBounded(t *testing.T) {
 	s := startServer(t, Limits{MaxUnreadReplyBytes: 256 << 10})
 	s.l.replies.stall = 100 * time.Millisecond
-	c, r := s.dial(t)
-	var req strings.Builder
-	req.WriteString("set=1\n")
-	for i := range 6000 {
-		fmt.Fprintf(&req, "public_key=%064x\nallowed_ip=198.18.%d.%d/32\n", i+1, i/256, i%256)
-	}
-	req.WriteString("\n")
-	if got := roundTrip(t, c, r, req.String()); got != "errno=0\n" {
-		t.Fatalf("set: %q", got)
-	}
-	want := s.dump(t) + "errno=0\n"
+	want := s.setPeers(t, 6000)
 	if len(want) < 1<<20 {
 		t.Fatalf("reply of %d bytes: too small for the test", len(want))
-	}
-	state := func() (queued int64, holders int) {
-		s.l.replies.mu.Lock()
-		defer s.l.replies.mu.Unlock()
-		return s.l.replies.queued, len(s.l.replies.holders)
-	}
-	waitUntil := func(what string, cond func(q int64, h int) bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(state()); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				q, h := state()
-				t.Fatalf("%s: %d bytes queued, %d replies held", what, q, h)
-			}
-		}
 	}
 	// A sends get=1 and reads nothing: its whole reply is held.
 	a, ar := s.dial(t)
 	a.(*net.UnixConn).SetReadBuffer(4096)
 	io.WriteString(a, "get=1\n\n")
-	waitUntil("A's reply built", func(q int64, _ int) bool { return q > 1<<20 })
+	s.waitReplies(t, "A's reply built", func(q int64, _ int) bool { return q > 1<<20 })
 	// B's get finds the budget spent: A is cut off, B is served whole.
 	b, br := s.dial(t)
 	if got := roundTrip(t, b, br, "get=1\n\n"); got != want {
@@ -418,7 +429,7 @@ func TestServerUnreadRepliesBounded(t *testing.T) {
 	if got, _ := io.ReadAll(ar); len(got) >= len(want) {
 		t.Errorf("the stalled client got its whole reply (%d bytes)", len(got))
 	}
-	waitUntil("all released", func(q int64, h int) bool { return q == 0 && h == 0 })
+	s.waitReplies(t, "all released", func(q int64, h int) bool { return q == 0 && h == 0 })
 }
 
 // TestReplyBudget: gets that find the budget spent wait, cut off a reply
@@ -497,17 +508,7 @@ func TestReplyBudget(t *testing.T) {
 func TestServerSteadySlowReaderKept(t *testing.T) {
 	s := startServer(t, Limits{MaxUnreadReplyBytes: 64 << 10})
 	s.l.replies.stall = 600 * time.Millisecond
-	c, r := s.dial(t)
-	var req strings.Builder
-	req.WriteString("set=1\n")
-	for i := range 3000 {
-		fmt.Fprintf(&req, "public_key=%064x\nallowed_ip=198.18.%d.%d/32\n", i+1, i/256, i%256)
-	}
-	req.WriteString("\n")
-	if got := roundTrip(t, c, r, req.String()); got != "errno=0\n" {
-		t.Fatalf("set: %q", got)
-	}
-	want := s.dump(t) + "errno=0\n"
+	want := s.setPeers(t, 3000)
 	// A reads 16 KiB every 50 ms (~320 KB/s): a 256 KiB chunk takes 800
 	// ms, more than the stall time, a 16 KiB slice 50 ms.
 	a, _ := s.dial(t)
@@ -528,17 +529,7 @@ func TestServerSteadySlowReaderKept(t *testing.T) {
 		}
 		got <- all
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.l.replies.mu.Lock()
-		q := s.l.replies.queued
-		s.l.replies.mu.Unlock()
-		if q > 64<<10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("A's reply never built")
-		}
-	}
+	s.waitReplies(t, "A's reply built", func(q int64, _ int) bool { return q > 64<<10 })
 	// B waits for the budget the whole time A reads.
 	b, br := s.dial(t)
 	if reply := roundTrip(t, b, br, "get=1\n\n"); reply != want {

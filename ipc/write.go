@@ -49,13 +49,9 @@ func WriteGet(w io.Writer, dev Device) error {
 // the builder ends the build (built) once the whole reply is queued.
 func writeGet(w io.Writer, dev Device, budget *replyBudget, h *replyHolder) error {
 	r := reply{q: newChunkQueue(), budget: budget, holder: h}
-	if budget != nil {
-		defer budget.done(h)
-	}
+	defer budget.done(h)
 	go func() {
-		if budget != nil {
-			defer budget.built()
-		}
+		defer budget.built()
 		err := dev.Visit(func(info device.Info) {
 			r.cur = appendInfo(r.cur, &info)
 		}, func(pi *device.PeerInfo) {
@@ -80,9 +76,7 @@ func writeGet(w io.Writer, dev Device, budget *replyBudget, h *replyHolder) erro
 				if werr == nil {
 					_, werr = w.Write(c[:k])
 				}
-				if budget != nil {
-					budget.sub(h, int64(k))
-				}
+				budget.sub(h, int64(k))
 				c = c[k:]
 			}
 		}
@@ -123,9 +117,7 @@ func (r *reply) cut(final bool) {
 	if len(r.cur) == 0 || (!final && len(r.cur) < replyChunk-replySlack) {
 		return
 	}
-	if r.budget != nil {
-		r.budget.add(r.holder, int64(len(r.cur)))
-	}
+	r.budget.add(r.holder, int64(len(r.cur)))
 	r.q.push(r.cur)
 	r.cur = nil
 	if !final {
@@ -261,8 +253,12 @@ func (b *replyBudget) evictStalledLocked() {
 	}
 }
 
-// built: the whole reply of the build that start allowed is queued.
+// built: the whole reply of the build that start allowed is queued. Like
+// add, sub and done it does nothing on a nil budget (WriteGet's).
 func (b *replyBudget) built() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	b.building = false
 	b.signalLocked()
@@ -270,6 +266,9 @@ func (b *replyBudget) built() {
 }
 
 func (b *replyBudget) add(h *replyHolder, n int64) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	b.queued += n
 	h.queued += n
@@ -278,6 +277,9 @@ func (b *replyBudget) add(h *replyHolder, n int64) {
 
 // sub: n bytes of h were written (or dropped after a failed write).
 func (b *replyBudget) sub(h *replyHolder, n int64) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	b.queued -= n
 	h.queued -= n
@@ -288,6 +290,9 @@ func (b *replyBudget) sub(h *replyHolder, n int64) {
 
 // done removes h once its reply is written or dropped.
 func (b *replyBudget) done(h *replyHolder) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	delete(b.holders, h)
 	b.signalLocked()
